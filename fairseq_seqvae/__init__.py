@@ -1,0 +1,10 @@
+"""fairseq plugin: sequence VAEs with pooled encoders (Long, Cao & Cheung 2019).
+
+Importing this package (or passing its directory to ``--user-dir``) registers the
+``seqvae_lstm`` model, the ``seqvae_elbo`` criterion and the
+``seqvae_language_modeling`` task.
+"""
+
+from fairseq_seqvae import criterions, models, tasks  # noqa: F401
+
+__version__ = "0.1.0"

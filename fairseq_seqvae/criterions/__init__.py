@@ -1,0 +1,1 @@
+from fairseq_seqvae.criterions import seqvae_elbo  # noqa: F401

@@ -1,0 +1,1 @@
+from fairseq_seqvae.models import seqvae_lstm  # noqa: F401

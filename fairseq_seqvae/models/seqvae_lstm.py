@@ -1,0 +1,412 @@
+"""LSTM sequence VAE whose encoder pools all hidden states before the posterior.
+
+Long, Cao & Cheung (2019), "Preventing Posterior Collapse in Sequence VAEs with
+Pooling" (arXiv 1911.03976). The decoder follows He et al. (2019)'s reference code:
+z is concatenated to every input embedding and also sets the initial LSTM state.
+``--pooling last`` is the standard sequence VAE (Bowman et al. 2016) and
+``--latent-dim 0`` the LSTM language model with the identical decoder.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import (
+    FairseqEncoder,
+    FairseqEncoderDecoderModel,
+    FairseqIncrementalDecoder,
+    register_model,
+    register_model_architecture,
+)
+from fairseq.utils import safe_getattr
+from torch import Tensor
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from fairseq_seqvae.modules.gaussian import reparameterize
+from fairseq_seqvae.modules.poolers import POOLERS
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_POSITIONS = 100000
+
+
+@dataclass
+class SeqVAELSTMConfig(FairseqDataclass):
+    encoder_embed_dim: int = field(
+        default=256, metadata={"help": "encoder word embedding size (default 256)"}
+    )
+    encoder_hidden_dim: int = field(
+        default=256, metadata={"help": "encoder LSTM hidden size per direction (default 256)"}
+    )
+    encoder_layers: int = field(
+        default=1, metadata={"help": "number of encoder LSTM layers (default 1)"}
+    )
+    encoder_bidirectional: bool = field(
+        default=False,
+        metadata={"help": "bidirectional encoder LSTM (default off); pooled features "
+                  "then have 2 x --encoder-hidden-dim channels"},
+    )
+    encoder_dropout: float = field(
+        default=0.0,
+        metadata={"help": "dropout on encoder embeddings and outputs (default 0, as in "
+                  "He et al. 2019)"},
+    )
+    pooling: ChoiceEnum(sorted(POOLERS)) = field(
+        default="max",
+        metadata={"help": "how the encoder summarizes its hidden states before the "
+                  "posterior: max / mean (masked, over all states; Long et al. 2019) or "
+                  "last (final non-pad state: the standard VAE). Default max"},
+    )
+    latent_dim: int = field(
+        default=32,
+        metadata={"help": "size of the Gaussian latent z (default 32); 0 gives an LSTM "
+                  "language model with the same decoder (no encoder, no KL)"},
+    )
+    decoder_embed_dim: int = field(
+        default=256, metadata={"help": "decoder word embedding size (default 256)"}
+    )
+    decoder_hidden_dim: int = field(
+        default=256, metadata={"help": "decoder LSTM hidden size (default 256)"}
+    )
+    decoder_layers: int = field(
+        default=1, metadata={"help": "number of decoder LSTM layers (default 1)"}
+    )
+    decoder_dropout_in: float = field(
+        default=0.5,
+        metadata={"help": "dropout on decoder input embeddings (default 0.5)"},
+    )
+    decoder_dropout_out: float = field(
+        default=0.5,
+        metadata={"help": "dropout on decoder LSTM outputs before the softmax (default 0.5)"},
+    )
+    word_dropout: float = field(
+        default=0.0,
+        metadata={"help": "probability of replacing each decoder input word by <unk> "
+                  "during training (Bowman et al. 2016; default 0)"},
+    )
+    init_scale: float = field(
+        default=0.01,
+        metadata={"help": "LSTM and linear weights start uniform in +-init_scale and "
+                  "embeddings in +-10 x init_scale, as in He et al. 2019's code "
+                  "(default 0.01); 0 keeps PyTorch's default init"},
+    )
+
+
+def _uniform_init(module: nn.Module, scale: float):
+    for name, param in module.named_parameters():
+        bound = 10 * scale if "embed_tokens" in name else scale
+        nn.init.uniform_(param, -bound, bound)
+    for sub in module.modules():
+        if isinstance(sub, nn.Embedding) and sub.padding_idx is not None:
+            nn.init.zeros_(sub.weight[sub.padding_idx])
+
+
+class SeqVAEEncoder(FairseqEncoder):
+    """Embedding + LSTM over the source, a pooler, and a linear map to the
+    mean and log-variance of q(z|x)."""
+
+    def __init__(
+        self,
+        dictionary,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        pooling: str,
+        latent_dim: int,
+    ):
+        super().__init__(dictionary)
+        self.latent_dim = latent_dim
+        self.pool = POOLERS[pooling]
+        self.padding_idx = dictionary.pad()
+        if latent_dim == 0:
+            return
+        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, self.padding_idx)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            batch_first=True,
+        )
+        self.feature_dim = hidden_dim * (2 if bidirectional else 1)
+        self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
+
+    def forward(self, src_tokens: Tensor, src_lengths: Tensor, sample_z: bool = True):
+        """
+        Args:
+            src_tokens: B x T, right-padded
+            src_lengths: B
+            sample_z: draw z from q(z|x) (reparameterized); else z is the mean
+        Returns:
+            dict with ``z``, ``mean``, ``logvar`` (B x Z) and ``pooled`` (B x C)
+        """
+        bsz = src_tokens.size(0)
+        if self.latent_dim == 0:
+            empty = src_tokens.new_zeros(bsz, 0, dtype=torch.float)
+            return {"z": empty, "mean": empty, "logvar": empty, "pooled": empty}
+
+        x = self.dropout(self.embed_tokens(src_tokens))  # B x T x E
+        # packing: no compute on padding, and a backward direction that starts at
+        # each sentence's own end
+        packed = pack_padded_sequence(
+            x, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_out, (h_n, _) = self.lstm(packed)
+        states, _ = pad_packed_sequence(
+            packed_out, batch_first=True, total_length=src_tokens.size(1)
+        )  # B x T x C, zeros at pads
+        states = self.dropout(states)
+        # h_n: (layers * directions) x B x H -> last layer, directions side by side
+        num_dirs = 2 if self.lstm.bidirectional else 1
+        final = h_n[-num_dirs:].transpose(0, 1).reshape(bsz, -1)  # B x C
+        pooled = self.pool(states, src_tokens.eq(self.padding_idx), final)
+        mean, logvar = self.to_posterior(pooled).chunk(2, dim=-1)  # B x Z each
+        z = reparameterize(mean, logvar) if sample_z else mean
+        return {"z": z, "mean": mean, "logvar": logvar, "pooled": pooled}
+
+    def reorder_encoder_out(self, encoder_out: Dict[str, Tensor], new_order: Tensor):
+        return {k: v.index_select(0, new_order) for k, v in encoder_out.items()}
+
+    def max_positions(self):
+        return DEFAULT_MAX_POSITIONS
+
+
+class SeqVAEDecoder(FairseqIncrementalDecoder):
+    """Autoregressive LSTM conditioned on z at every step and through its initial state."""
+
+    def __init__(
+        self,
+        dictionary,
+        embed_dim: int,
+        hidden_dim: int,
+        num_layers: int,
+        latent_dim: int,
+        dropout_in: float,
+        dropout_out: float,
+        word_dropout: float,
+    ):
+        super().__init__(dictionary)
+        self.num_layers = num_layers
+        self.hidden_dim = hidden_dim
+        self.latent_dim = latent_dim
+        self.word_dropout = word_dropout
+        self.unk_idx = dictionary.unk()
+        self.padding_idx = dictionary.pad()
+        self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, self.padding_idx)
+        self.dropout_in = nn.Dropout(dropout_in)
+        self.dropout_out = nn.Dropout(dropout_out)
+        self.lstm = nn.LSTM(embed_dim + latent_dim, hidden_dim, num_layers, batch_first=True)
+        # z -> initial cell state of every layer; h0 = tanh(c0) (He et al. 2019)
+        self.latent_to_state = (
+            nn.Linear(latent_dim, num_layers * hidden_dim) if latent_dim > 0 else None
+        )
+        self.output_projection = nn.Linear(hidden_dim, len(dictionary))
+
+    def forward(
+        self,
+        prev_output_tokens: Tensor,
+        encoder_out: Dict[str, Tensor],
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        features_only: bool = False,
+    ):
+        """
+        Args:
+            prev_output_tokens: B x T, BOS then the words, right-padded
+            encoder_out: the encoder's dict (``z``: B x Z)
+            incremental_state: cache for step-by-step decoding
+            features_only: return LSTM outputs (B x T x H) instead of logits
+        Returns:
+            (B x T x V logits or B x T x H features, {"attn": None})
+        """
+        x = self.extract_features(prev_output_tokens, encoder_out, incremental_state)
+        if not features_only:
+            x = self.output_layer(x)
+        return x, {"attn": None}
+
+    def extract_features(self, prev_output_tokens, encoder_out, incremental_state=None):
+        z = encoder_out["z"]  # B x Z
+        if incremental_state is not None:
+            prev_output_tokens = prev_output_tokens[:, -1:]
+        bsz, tgt_len = prev_output_tokens.shape
+
+        tokens = prev_output_tokens
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(tokens.shape, device=tokens.device) < self.word_dropout
+            drop[:, 0] = False  # keep BOS
+            tokens = tokens.masked_fill(drop & tokens.ne(self.padding_idx), self.unk_idx)
+        x = self.dropout_in(self.embed_tokens(tokens))  # B x T x E
+        if self.latent_dim > 0:
+            x = torch.cat([x, z.to(x).unsqueeze(1).expand(bsz, tgt_len, -1)], dim=-1)
+
+        state = None
+        if incremental_state is not None:
+            cached = self.get_incremental_state(incremental_state, "cached_state")
+            if cached is not None:
+                state = (cached["h"], cached["c"])
+        if state is None:
+            state = self.initial_state(z, bsz, x)
+        # right padding only trails real tokens, so real positions never see it
+        out, (h, c) = self.lstm(x, state)  # B x T x H
+        if incremental_state is not None:
+            self.set_incremental_state(incremental_state, "cached_state", {"h": h, "c": c})
+        return self.dropout_out(out)
+
+    def initial_state(self, z: Tensor, bsz: int, like: Tensor):
+        if self.latent_to_state is None:
+            return None
+        # B x (L * H) -> L x B x H
+        c0 = self.latent_to_state(z.to(like)).view(bsz, self.num_layers, self.hidden_dim)
+        c0 = c0.transpose(0, 1).contiguous()
+        return torch.tanh(c0), c0
+
+    def output_layer(self, features: Tensor) -> Tensor:
+        return self.output_projection(features)
+
+    def reorder_incremental_state(
+        self,
+        incremental_state: Dict[str, Dict[str, Optional[Tensor]]],
+        new_order: Tensor,
+    ):
+        cached = self.get_incremental_state(incremental_state, "cached_state")
+        if cached is None:
+            return
+        # L x B x H: batch is dim 1
+        reordered = {k: v.index_select(1, new_order) for k, v in cached.items()}
+        self.set_incremental_state(incremental_state, "cached_state", reordered)
+
+    def max_positions(self):
+        return DEFAULT_MAX_POSITIONS
+
+
+@register_model("seqvae_lstm", dataclass=SeqVAELSTMConfig)
+class SeqVAELSTMModel(FairseqEncoderDecoderModel):
+    """Sequence VAE: pooled LSTM encoder, Gaussian posterior, LSTM decoder."""
+
+    def __init__(self, encoder, decoder):
+        super().__init__(encoder, decoder)
+        self.num_updates = 0
+
+    @classmethod
+    def build_model(cls, cfg: SeqVAELSTMConfig, task):
+        dictionary = task.source_dictionary
+        encoder = SeqVAEEncoder(
+            dictionary,
+            embed_dim=cfg.encoder_embed_dim,
+            hidden_dim=cfg.encoder_hidden_dim,
+            num_layers=cfg.encoder_layers,
+            bidirectional=cfg.encoder_bidirectional,
+            dropout=cfg.encoder_dropout,
+            pooling=cfg.pooling,
+            latent_dim=cfg.latent_dim,
+        )
+        decoder = SeqVAEDecoder(
+            dictionary,
+            embed_dim=cfg.decoder_embed_dim,
+            hidden_dim=cfg.decoder_hidden_dim,
+            num_layers=cfg.decoder_layers,
+            latent_dim=cfg.latent_dim,
+            dropout_in=cfg.decoder_dropout_in,
+            dropout_out=cfg.decoder_dropout_out,
+            word_dropout=cfg.word_dropout,
+        )
+        model = cls(encoder, decoder)
+        if cfg.init_scale > 0:
+            _uniform_init(model, cfg.init_scale)
+        return model
+
+    def forward(
+        self,
+        src_tokens: Tensor,
+        src_lengths: Tensor,
+        prev_output_tokens: Tensor,
+        features_only: bool = False,
+        sample_z: bool = True,
+    ):
+        """Encodes the source, samples z and teacher-forces the decoder.
+
+        Returns:
+            (decoder output B x T x V, or B x T x H with ``features_only``;
+             extra dict holding the encoder's ``z``, ``mean``, ``logvar``, ``pooled``)
+        """
+        encoder_out = self.encoder(src_tokens, src_lengths, sample_z=sample_z)
+        x, extra = self.decoder(prev_output_tokens, encoder_out, features_only=features_only)
+        extra.update(encoder_out)
+        return x, extra
+
+    def set_num_updates(self, num_updates):
+        """fairseq calls this every step and on checkpoint load; the KL schedule reads it."""
+        super().set_num_updates(num_updates)
+        self.num_updates = num_updates
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        key = "decoder.embed_tokens.weight"
+        if key in state_dict and state_dict[key].size(0) != self.decoder.embed_tokens.num_embeddings:
+            raise ValueError(
+                f"dictionary mismatch: the checkpoint was trained with a dictionary of "
+                f"{state_dict[key].size(0)} symbols but the task's dict.txt has "
+                f"{self.decoder.embed_tokens.num_embeddings}; use the data directory "
+                f"(dict.txt) the checkpoint was trained with"
+            )
+        mine, theirs = set(self.state_dict()), set(state_dict)
+        if strict and mine != theirs:
+            raise ValueError(
+                "checkpoint does not match this seqvae_lstm model (another architecture "
+                f"or size?): missing {sorted(mine - theirs)[:5]}, unexpected "
+                f"{sorted(theirs - mine)[:5]}"
+            )
+        return super().load_state_dict(state_dict, strict, model_cfg, args)
+
+
+def base_architecture(args):
+    """PTB-sized defaults; every field is documented in ``SeqVAELSTMConfig``."""
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", 256)
+    args.encoder_hidden_dim = safe_getattr(args, "encoder_hidden_dim", 256)
+    args.encoder_layers = safe_getattr(args, "encoder_layers", 1)
+    args.encoder_bidirectional = safe_getattr(args, "encoder_bidirectional", False)
+    args.encoder_dropout = safe_getattr(args, "encoder_dropout", 0.0)
+    args.pooling = safe_getattr(args, "pooling", "max")
+    args.latent_dim = safe_getattr(args, "latent_dim", 32)
+    args.decoder_embed_dim = safe_getattr(args, "decoder_embed_dim", 256)
+    args.decoder_hidden_dim = safe_getattr(args, "decoder_hidden_dim", 256)
+    args.decoder_layers = safe_getattr(args, "decoder_layers", 1)
+    args.decoder_dropout_in = safe_getattr(args, "decoder_dropout_in", 0.5)
+    args.decoder_dropout_out = safe_getattr(args, "decoder_dropout_out", 0.5)
+    args.word_dropout = safe_getattr(args, "word_dropout", 0.0)
+    args.init_scale = safe_getattr(args, "init_scale", 0.01)
+
+
+@register_model_architecture("seqvae_lstm", "seqvae_lstm_tiny")
+def seqvae_lstm_tiny(args):
+    """For tests: 16-dim embeddings and states, 4-dim latent."""
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", 16)
+    args.encoder_hidden_dim = safe_getattr(args, "encoder_hidden_dim", 16)
+    args.latent_dim = safe_getattr(args, "latent_dim", 4)
+    args.decoder_embed_dim = safe_getattr(args, "decoder_embed_dim", 16)
+    args.decoder_hidden_dim = safe_getattr(args, "decoder_hidden_dim", 16)
+    args.decoder_dropout_in = safe_getattr(args, "decoder_dropout_in", 0.0)
+    args.decoder_dropout_out = safe_getattr(args, "decoder_dropout_out", 0.0)
+    base_architecture(args)
+
+
+@register_model_architecture("seqvae_lstm", "seqvae_lstm_ptb")
+def seqvae_lstm_ptb(args):
+    """PTB setting of Li et al. 2019: embedding 256, hidden 256, latent 32, dropout 0.5/0.5."""
+    base_architecture(args)
+
+
+@register_model_architecture("seqvae_lstm", "seqvae_lstm_yahoo")
+def seqvae_lstm_yahoo(args):
+    """Yahoo/Yelp setting of He et al. 2019: embedding 512, hidden 1024, latent 32,
+    decoder dropout 0.5/0.5."""
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", 512)
+    args.encoder_hidden_dim = safe_getattr(args, "encoder_hidden_dim", 1024)
+    args.decoder_embed_dim = safe_getattr(args, "decoder_embed_dim", 512)
+    args.decoder_hidden_dim = safe_getattr(args, "decoder_hidden_dim", 1024)
+    base_architecture(args)

@@ -1,0 +1,1 @@
+"""Plain modules and math used by the registered model and criterion."""
