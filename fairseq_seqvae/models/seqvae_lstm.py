@@ -52,8 +52,8 @@ class SeqVAELSTMConfig(FairseqDataclass):
     )
     encoder_dropout: float = field(
         default=0.0,
-        metadata={"help": "dropout on encoder embeddings and outputs (default 0, as in "
-                  "He et al. 2019)"},
+        metadata={"help": "dropout on encoder embeddings and on the pooled feature "
+                  "(default 0, as in He et al. 2019)"},
     )
     pooling: ChoiceEnum(sorted(POOLERS)) = field(
         default="max",
@@ -153,20 +153,25 @@ class SeqVAEEncoder(FairseqEncoder):
             return {"z": empty, "mean": empty, "logvar": empty, "pooled": empty}
 
         x = self.dropout(self.embed_tokens(src_tokens))  # B x T x E
-        # packing: no compute on padding, and a backward direction that starts at
-        # each sentence's own end
-        packed = pack_padded_sequence(
-            x, src_lengths.cpu(), batch_first=True, enforce_sorted=False
-        )
-        packed_out, (h_n, _) = self.lstm(packed)
-        states, _ = pad_packed_sequence(
-            packed_out, batch_first=True, total_length=src_tokens.size(1)
-        )  # B x T x C, zeros at pads
-        states = self.dropout(states)
-        # h_n: (layers * directions) x B x H -> last layer, directions side by side
-        num_dirs = 2 if self.lstm.bidirectional else 1
-        final = h_n[-num_dirs:].transpose(0, 1).reshape(bsz, -1)  # B x C
-        pooled = self.pool(states, src_tokens.eq(self.padding_idx), final)
+        padding_mask = src_tokens.eq(self.padding_idx)  # B x T
+        if self.lstm.bidirectional:
+            # packing gives the backward direction each sentence's own end to start at
+            packed = pack_padded_sequence(
+                x, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            packed_out, (h_n, _) = self.lstm(packed)
+            states, _ = pad_packed_sequence(
+                packed_out, batch_first=True, total_length=src_tokens.size(1)
+            )  # B x T x 2H, zeros at pads
+            # h_n: (layers * 2) x B x H -> last layer, directions side by side
+            final = h_n[-2:].transpose(0, 1).reshape(bsz, -1)  # B x 2H
+        else:
+            # right padding only trails real tokens, so real positions never see it;
+            # the padded (fused) LSTM is much faster on CPU than a packed one
+            states, _ = self.lstm(x)  # B x T x H
+            final = states[torch.arange(bsz, device=x.device), src_lengths - 1]  # B x H
+            states = states.masked_fill(padding_mask.unsqueeze(-1), 0.0)
+        pooled = self.dropout(self.pool(states, padding_mask, final))
         mean, logvar = self.to_posterior(pooled).chunk(2, dim=-1)  # B x Z each
         z = reparameterize(mean, logvar) if sample_z else mean
         return {"z": z, "mean": mean, "logvar": logvar, "pooled": pooled}
@@ -354,12 +359,14 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
                 f"{self.decoder.embed_tokens.num_embeddings}; use the data directory "
                 f"(dict.txt) the checkpoint was trained with"
             )
-        mine, theirs = set(self.state_dict()), set(state_dict)
+        mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in state_dict.items()}
         if strict and mine != theirs:
+            differ = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
             raise ValueError(
                 "checkpoint does not match this seqvae_lstm model (another architecture "
-                f"or size?): missing {sorted(mine - theirs)[:5]}, unexpected "
-                f"{sorted(theirs - mine)[:5]}"
+                f"or size?): missing {sorted(mine.keys() - theirs.keys())[:5]}, unexpected "
+                f"{sorted(theirs.keys() - mine.keys())[:5]}, other shapes {differ[:5]}"
             )
         return super().load_state_dict(state_dict, strict, model_cfg, args)
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
+
 from fairseq import utils
 from fairseq.data import Dictionary, data_utils
 from fairseq.data.indexed_dataset import get_available_dataset_impl
@@ -40,6 +42,14 @@ class SeqVAELanguageModelingConfig(FairseqDataclass):
         default="skip",
         metadata={"help": "what to do with sentences over --max-sentence-length: skip "
                   "them or truncate them (both counted and logged). Default skip"},
+    )
+    bf16_autocast: bool = field(
+        default=False,
+        metadata={"help": "run training forward passes under torch.autocast in bfloat16 "
+                  "(CPU with AVX512-BF16, or CUDA): matrix products and LSTMs in bf16, "
+                  "parameters, optimizer state, softmax and loss in fp32; validation "
+                  "stays fp32. On CPU use this rather than fairseq's --bf16, which "
+                  "0.12.2 ties to TPUs. Default off"},
     )
     seed: int = II("common.seed")
     dataset_impl: Optional[ChoiceEnum(get_available_dataset_impl())] = II(
@@ -116,6 +126,18 @@ class SeqVAELanguageModelingTask(FairseqTask):
                 f"{type(model).__name__}"
             )
         return model
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        """fairseq's train step, with the forward pass optionally under bf16 autocast."""
+        model.train()
+        model.set_num_updates(update_num)
+        device_type = next(model.parameters()).device.type
+        with torch.autocast(device_type, torch.bfloat16, enabled=self.cfg.bf16_autocast):
+            loss, sample_size, logging_output = criterion(model, sample)
+        if ignore_grad:
+            loss *= 0
+        optimizer.backward(loss)
+        return loss, sample_size, logging_output
 
     def max_positions(self):
         return None

@@ -1,0 +1,170 @@
+"""Shared unit-test fixtures: a tiny dictionary, a tiny real model, batches made by the
+real ``SentenceDataset.collater``, and the real criterion."""
+
+import dataclasses
+import os
+import sys
+
+import pytest
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from fairseq.data import Dictionary  # noqa: E402
+
+import fairseq_seqvae  # noqa: E402,F401  (registers model, criterion, task)
+from fairseq_seqvae.criterions.seqvae_elbo import SeqVAEELBOCriterion  # noqa: E402
+from fairseq_seqvae.data.sentence_dataset import SentenceDataset  # noqa: E402
+from fairseq_seqvae.models.seqvae_lstm import SeqVAELSTMConfig, SeqVAELSTMModel  # noqa: E402
+
+WORDS = [f"w{i}" for i in range(20)]
+
+# tiny sizes; dropout off so that eval and train forward passes only differ by z sampling
+TINY = dict(
+    encoder_embed_dim=8,
+    encoder_hidden_dim=8,
+    decoder_embed_dim=8,
+    decoder_hidden_dim=8,
+    latent_dim=4,
+    decoder_dropout_in=0.0,
+    decoder_dropout_out=0.0,
+    init_scale=0.1,
+)
+
+
+class FakeTask:
+    """The parts of a FairseqTask that build_model and the criterion read."""
+
+    def __init__(self, dictionary):
+        self.dictionary = dictionary
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
+
+
+def make_dictionary(words=WORDS):
+    d = Dictionary()
+    for w in words:
+        d.add_symbol(w)
+    d.finalize(padding_factor=1)
+    return d
+
+
+def build_model(dictionary, **overrides):
+    """A tiny model through the real ``SeqVAELSTMModel.build_model``."""
+    cfg = dataclasses.replace(SeqVAELSTMConfig(), **{**TINY, **overrides})
+    return SeqVAELSTMModel.build_model(cfg, FakeTask(dictionary))
+
+
+def build_criterion(dictionary, **overrides):
+    kw = dict(
+        kl_schedule="constant",
+        kl_start=0.0,
+        kl_max=1.0,
+        kl_warmup_updates=100,
+        kl_cycle_updates=100,
+        kl_cycle_ratio=0.5,
+        kl_num_cycles=0,
+        free_bits=0.0,
+        sentence_avg=False,
+    )
+    kw.update(overrides)
+    return SeqVAEELBOCriterion(FakeTask(dictionary), **kw)
+
+
+def random_sentences(dictionary, lengths, seed=0):
+    """Word ids (no specials) + EOS, one tensor per requested word count."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in lengths:
+        words = torch.randint(dictionary.nspecial, len(dictionary), (n,), generator=g)
+        out.append(torch.cat([words, torch.tensor([dictionary.eos()])]))
+    return out
+
+
+def sentence_dataset(dictionary, sentences, **kwargs):
+    sizes = [s.numel() for s in sentences]
+    return SentenceDataset(sentences, sizes, dictionary, shuffle=False, **kwargs)
+
+
+def collate(dictionary, sentences):
+    """A batch of all ``sentences`` (in order) through the real collater."""
+    ds = sentence_dataset(dictionary, sentences)
+    return ds.collater([ds[i] for i in range(len(ds))])
+
+
+def pad_batch(sample, extra, pad):
+    """The same batch with ``extra`` pad columns appended to every B x T tensor."""
+
+    def widen(t):
+        return torch.cat([t, t.new_full((t.size(0), extra), pad)], dim=1)
+
+    net = sample["net_input"]
+    return {
+        **sample,
+        "net_input": {
+            "src_tokens": widen(net["src_tokens"]),
+            "src_lengths": net["src_lengths"].clone(),
+            "prev_output_tokens": widen(net["prev_output_tokens"]),
+        },
+        "target": widen(sample["target"]),
+    }
+
+
+# Tests use the helpers through these fixtures (never ``from conftest import``), so they
+# keep working whether or not tests/ becomes a package.
+
+
+@pytest.fixture
+def dictionary():
+    """20 words + fairseq's 4 specials (bos 0, pad 1, eos 2, unk 3)."""
+    return make_dictionary()
+
+
+@pytest.fixture
+def task(dictionary):
+    return FakeTask(dictionary)
+
+
+@pytest.fixture
+def make_model(dictionary):
+    """``make_model(seed=0, dictionary=None, **cfg_overrides)``: a tiny model, seeded,
+    over the ``dictionary`` fixture unless another dictionary is given."""
+    default = dictionary
+
+    def make(seed=0, dictionary=None, **overrides):
+        torch.manual_seed(seed)
+        return build_model(dictionary if dictionary is not None else default, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_criterion(dictionary):
+    """``make_criterion(**criterion_overrides)``: the real criterion."""
+    return lambda **overrides: build_criterion(dictionary, **overrides)
+
+
+@pytest.fixture
+def make_sentences(dictionary):
+    """``make_sentences(word_counts, seed=0)``: list of 1-D tensors, words + EOS."""
+    return lambda lengths, seed=0: random_sentences(dictionary, lengths, seed)
+
+
+@pytest.fixture
+def make_batch(dictionary):
+    """``make_batch(sentences)``: a sample from the real ``SentenceDataset.collater``."""
+    return lambda sentences: collate(dictionary, sentences)
+
+
+@pytest.fixture
+def append_pad(dictionary):
+    """``append_pad(sample, extra)``: the same sample with ``extra`` pad columns."""
+    return lambda sample, extra: pad_batch(sample, extra, dictionary.pad())
