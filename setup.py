@@ -30,5 +30,9 @@ setup(
         "cffi",
         "cython",
     ],
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "seqvae-help = fairseq_seqvae.train_help:main",
+        ]
+    },
 )

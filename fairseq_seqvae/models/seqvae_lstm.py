@@ -7,6 +7,7 @@ z is concatenated to every input embedding and also sets the initial LSTM state.
 ``--latent-dim 0`` the LSTM language model with the identical decoder.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -94,6 +95,12 @@ class SeqVAELSTMConfig(FairseqDataclass):
                   "embeddings in +-10 x init_scale, as in He et al. 2019's code "
                   "(default 0.01); 0 keeps PyTorch's default init"},
     )
+
+
+def dictionary_fingerprint(dictionary) -> Tensor:
+    """int64 tensor: the first 8 bytes of sha256 over the dictionary's symbols."""
+    digest = hashlib.sha256("\n".join(dictionary.symbols).encode("utf-8")).digest()
+    return torch.tensor(int.from_bytes(digest[:8], "little", signed=True))
 
 
 def _uniform_init(module: nn.Module, scale: float):
@@ -294,9 +301,13 @@ class SeqVAEDecoder(FairseqIncrementalDecoder):
 class SeqVAELSTMModel(FairseqEncoderDecoderModel):
     """Sequence VAE: pooled LSTM encoder, Gaussian posterior, LSTM decoder."""
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, encoder, decoder, dictionary_path="dict.txt"):
         super().__init__(encoder, decoder)
         self.num_updates = 0
+        # travels in the checkpoint, so data binarized with another dict.txt of the
+        # same size is caught on load instead of silently scored
+        self.register_buffer("dictionary_hash", dictionary_fingerprint(decoder.dictionary))
+        self.dictionary_path = dictionary_path
 
     @classmethod
     def build_model(cls, cfg: SeqVAELSTMConfig, task):
@@ -321,7 +332,7 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
             dropout_out=cfg.decoder_dropout_out,
             word_dropout=cfg.word_dropout,
         )
-        model = cls(encoder, decoder)
+        model = cls(encoder, decoder, getattr(task, "dictionary_path", "dict.txt"))
         if cfg.init_scale > 0:
             _uniform_init(model, cfg.init_scale)
         return model
@@ -352,11 +363,15 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         key = "decoder.embed_tokens.weight"
-        if key in state_dict and state_dict[key].size(0) != self.decoder.embed_tokens.num_embeddings:
+        theirs_size = state_dict[key].size(0) if key in state_dict else None
+        if theirs_size is not None and (
+            theirs_size != len(self.decoder.dictionary)
+            or not torch.equal(state_dict.get("dictionary_hash"), self.dictionary_hash)
+        ):
             raise ValueError(
-                f"dictionary mismatch: the checkpoint was trained with a dictionary of "
-                f"{state_dict[key].size(0)} symbols but the task's dict.txt has "
-                f"{self.decoder.embed_tokens.num_embeddings}; use the data directory "
+                f"dictionary mismatch: the checkpoint was trained with another dictionary "
+                f"({theirs_size} symbols) than {self.dictionary_path} "
+                f"({len(self.decoder.dictionary)} symbols); use the data directory "
                 f"(dict.txt) the checkpoint was trained with"
             )
         mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}

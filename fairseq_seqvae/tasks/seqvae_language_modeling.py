@@ -78,7 +78,9 @@ class SeqVAELanguageModelingTask(FairseqTask):
             raise FileNotFoundError(f"no dictionary at {dict_path}. {PREPROCESS_HINT}")
         dictionary = Dictionary.load(dict_path)
         logger.info("dictionary: {} types ({})".format(len(dictionary), dict_path))
-        return cls(cfg, dictionary)
+        task = cls(cfg, dictionary)
+        task.dictionary_path = dict_path
+        return task
 
     def load_dataset(self, split: str, epoch: int = 1, combine: bool = False, **kwargs):
         paths = utils.split_paths(self.cfg.data)

@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Training-throughput benchmark: runs the real fairseq-train on PTB for a fixed
+number of updates and prints target tokens/s (words + EOS) per configuration.
+
+The reference column is He et al. 2019's code measured on this kind of 2-core CPU
+(../shared/docs/PERFORMANCE_BASELINE.md): 5,096 tokens/s at the PTB size and
+1,011 at the Yahoo size, batch 32 sentences, SGD. Timings on a shared machine are
+noisy: run on an idle machine and compare ratios taken in one run.
+
+    python scripts/benchmark_train.py --data ../shared/data/ptb
+    python scripts/benchmark_train.py --archs seqvae_lstm_ptb --precisions fp32,bf16 \
+        --max-tokens 1000,2000,4000
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+REFERENCE_TOKENS_PER_S = {"seqvae_lstm_ptb": 5096, "seqvae_lstm_yahoo": 1011}
+
+
+def binarize(text_dir: str, bin_dir: str) -> None:
+    if os.path.exists(os.path.join(bin_dir, "train.idx")):
+        return
+    for split in ("train", "valid"):
+        if not os.path.isfile(os.path.join(text_dir, f"{split}.txt")):
+            sys.exit(f"error: {text_dir}/{split}.txt not found (--data takes a directory "
+                     "with train.txt and valid.txt, one sentence per line)")
+    print(f"binarizing {text_dir} -> {bin_dir}", flush=True)
+    subprocess.run(
+        [os.path.join(BIN, "fairseq-preprocess"), "--only-source",
+         "--trainpref", os.path.join(text_dir, "train.txt"),
+         "--validpref", os.path.join(text_dir, "valid.txt"),
+         "--destdir", bin_dir, "--workers", "2"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+
+
+def train_throughput(bin_dir, arch, precision, batch_size, max_tokens, updates, log_interval):
+    """Runs fairseq-train; returns (median tokens/s over logged intervals after the
+    first, seconds per update)."""
+    cmd = [
+        os.path.join(BIN, "fairseq-train"), bin_dir,
+        "--user-dir", os.path.join(REPO, "fairseq_seqvae"),
+        "--task", "seqvae_language_modeling", "--arch", arch,
+        "--criterion", "seqvae_elbo", "--cpu",
+        "--optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5.0",
+        "--max-update", str(updates), "--seed", "1",
+        "--disable-validation", "--no-save", "--num-workers", "0",
+        "--log-format", "json", "--log-interval", str(log_interval), "--no-progress-bar",
+    ]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
+    if max_tokens:
+        cmd += ["--max-tokens", str(max_tokens)]
+    if precision == "bf16":
+        cmd += ["--bf16-autocast"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(cmd + ["--save-dir", tmp], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"fairseq-train failed:\n{out.stderr[-3000:]}")
+    wps, ups = [], []
+    for line in (out.stdout + out.stderr).splitlines():
+        if "| train_inner |" in line:
+            stats = json.loads(line.split("| train_inner |", 1)[1])
+            wps.append(float(stats["wps"]))
+            ups.append(float(stats["ups"]))
+    if len(wps) < 2:
+        sys.exit("too few logged intervals: raise --updates or lower --log-interval")
+    return statistics.median(wps[1:]), 1.0 / statistics.median(ups[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "ptb"),
+                        help="PTB text directory (train.txt, valid.txt); default ../shared/data/ptb")
+    parser.add_argument("--bin-dir", default=os.path.join(REPO, "data-bin", "ptb"),
+                        help="where to binarize it once (default data-bin/ptb, git-ignored)")
+    parser.add_argument("--archs", default="seqvae_lstm_ptb,seqvae_lstm_yahoo",
+                        help="comma-separated architectures (default: PTB and Yahoo sizes)")
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="comma-separated: fp32 and/or bf16 (the task's --bf16-autocast)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="sentences per batch for the reference comparison (default 32)")
+    parser.add_argument("--max-tokens", default="",
+                        help="comma-separated --max-tokens values to sweep as well "
+                             "(e.g. 1000,2000,4000), with the first architecture")
+    parser.add_argument("--updates", type=int, default=200,
+                        help="optimizer updates per run (default 200)")
+    parser.add_argument("--log-interval", type=int, default=25,
+                        help="updates per timing interval; the first is warm-up (default 25)")
+    args = parser.parse_args()
+
+    binarize(os.path.abspath(args.data), args.bin_dir)
+    archs = args.archs.split(",")
+    precisions = args.precisions.split(",")
+    runs = [(a, p, args.batch_size, None) for a in archs for p in precisions]
+    runs += [(archs[0], p, None, int(m)) for m in filter(None, args.max_tokens.split(","))
+             for p in precisions]
+
+    header = f"{'arch':<18} {'precision':<9} {'batch':<16} {'tokens/s':>9} {'s/update':>9} {'x reference':>11}"
+    rows = []
+    start = time.time()
+    for arch, precision, bsz, max_tokens in runs:
+        tps, spu = train_throughput(args.bin_dir, arch, precision, bsz, max_tokens,
+                                    args.updates, args.log_interval)
+        batch = f"{bsz} sentences" if bsz else f"{max_tokens} max-tokens"
+        ref = REFERENCE_TOKENS_PER_S.get(arch)
+        ratio = f"{tps / ref:.2f}" if ref and bsz == 32 else "-"
+        rows.append(f"{arch:<18} {precision:<9} {batch:<16} {tps:>9.0f} {spu:>9.3f} {ratio:>11}")
+        print(rows[-1], flush=True)
+    print(f"\n{header}\n" + "\n".join(rows))
+    print(f"\nreference (He et al. 2019 code, batch 32, this CPU kind): "
+          f"{REFERENCE_TOKENS_PER_S}; total wall time {time.time() - start:.0f} s; "
+          f"torch threads: fairseq default ({os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
