@@ -306,6 +306,22 @@ def test_lstm_lm_baseline_has_zero_kl(corpus, tmp_path):
     assert "decoder.latent_to_state.weight" not in params
 
 
+def test_bf16_autocast_trains_close_to_fp32(corpus, tmp_path):
+    """--bf16-autocast changes the arithmetic of the training forward pass (so the
+    numbers differ) but not the model: the first update's loss agrees to bf16
+    precision, and validation, which stays fp32, still runs."""
+    runs = {}
+    for name, extra in (("fp32", []), ("bf16", ["--bf16-autocast"])):
+        proc = cu.train(corpus.data, tmp_path / name, "--max-update", 3, "--no-save", *extra,
+                        cwd=tmp_path)
+        runs[name] = cu.by_update(cu.json_log(proc.stdout, "train_inner"))
+        cu.assert_finite(cu.json_log(proc.stdout, "valid")[0], ["valid_elbo", "valid_au"])
+    assert any(runs["bf16"][u]["gnorm"] != runs["fp32"][u]["gnorm"] for u in (1, 2, 3))
+    fp32, bf16 = runs["fp32"][1], runs["bf16"][1]
+    assert bf16["rec"] == pytest.approx(fp32["rec"], rel=1e-2)
+    assert bf16["gnorm"] == pytest.approx(fp32["gnorm"], rel=0.05)
+
+
 # --- data handling and bad input --------------------------------------------------
 
 
