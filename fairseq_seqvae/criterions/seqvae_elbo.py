@@ -28,8 +28,6 @@ Logged metrics and their units (per sentence = divided by the number of sentence
 import math
 from dataclasses import dataclass, field
 
-import torch
-import torch.nn.functional as F
 from fairseq import metrics, utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
@@ -37,6 +35,7 @@ from omegaconf import II
 
 from fairseq_seqvae.modules.gaussian import active_units, gaussian_kl, mutual_information
 from fairseq_seqvae.modules.kl_schedules import KL_SCHEDULES, KLScheduleParams
+from fairseq_seqvae.modules.softmax_nll import softmax_nll
 
 AU_THRESHOLD = 0.01
 
@@ -116,7 +115,7 @@ class SeqVAEELBOCriterion(FairseqCriterion):
         real = target.ne(self.padding_idx)  # B x T
         # the output projection and softmax run on real target positions only
         logits = model.decoder.output_layer(features[real])  # N x V
-        rec = F.cross_entropy(logits.float(), target[real], reduction="sum")
+        rec = softmax_nll(logits, target[real])
 
         mean, logvar = extra["mean"].float(), extra["logvar"].float()  # B x Z
         kl_per_dim = gaussian_kl(mean, logvar)

@@ -233,7 +233,8 @@ class SeqVAEDecoder(FairseqIncrementalDecoder):
             prev_output_tokens: B x T, BOS then the words, right-padded
             encoder_out: the encoder's dict (``z``: B x Z)
             incremental_state: cache for step-by-step decoding
-            features_only: return LSTM outputs (B x T x H) instead of logits
+            features_only: return LSTM outputs (B x T x H, before output dropout)
+                instead of logits
         Returns:
             (B x T x V logits or B x T x H features, {"attn": None})
         """
@@ -268,7 +269,7 @@ class SeqVAEDecoder(FairseqIncrementalDecoder):
         out, (h, c) = self.lstm(x, state)  # B x T x H
         if incremental_state is not None:
             self.set_incremental_state(incremental_state, "cached_state", {"h": h, "c": c})
-        return self.dropout_out(out)
+        return out
 
     def initial_state(self, z: Tensor, bsz: int, like: Tensor):
         if self.latent_to_state is None:
@@ -279,7 +280,9 @@ class SeqVAEDecoder(FairseqIncrementalDecoder):
         return torch.tanh(c0), c0
 
     def output_layer(self, features: Tensor) -> Tensor:
-        return self.output_projection(features)
+        """Output dropout and projection to the vocabulary: ... x H -> ... x V. The
+        criterion calls it on real target positions only."""
+        return self.output_projection(self.dropout_out(features))
 
     def reorder_incremental_state(
         self,
