@@ -33,6 +33,7 @@ setup(
     entry_points={
         "console_scripts": [
             "seqvae-help = fairseq_seqvae.train_help:main",
+            "seqvae-compare = fairseq_seqvae.compare:main",
         ]
     },
 )

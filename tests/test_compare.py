@@ -1,0 +1,267 @@
+"""seqvae-compare end to end (the real fairseq-preprocess and fairseq-train as
+subprocesses), the demo corpus it trains on by default, and, on a slice of the real
+PTB corpus, the mechanism of Long, Cao & Cheung (2019): after the same short training
+the max-pooled VAE keeps an informative posterior (KL, active units) and the last-state
+VAE does not.
+"""
+
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
+import cli_utils as cu  # noqa: E402
+
+from fairseq_seqvae import compare  # noqa: E402
+from fairseq_seqvae.demo_corpus import (  # noqa: E402
+    SENTIMENT,
+    TOPICS,
+    generate_sentences,
+    write_demo_corpus,
+)
+
+COMPARE = [sys.executable, "-m", "fairseq_seqvae.compare"]
+# the repository first on the path: the checkout under test, installed or not
+ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(cu.REPO), os.environ.get("PYTHONPATH")]))}
+METRICS = ["rec", "kl", "elbo", "mi", "au", "ppl"]
+TINY_UPDATES = 12
+TINY = ["--arch", "seqvae_lstm_tiny", "--max-update", TINY_UPDATES, "--batch-size", 16,
+        "--validate-interval", TINY_UPDATES // 2]
+
+
+def run_compare(*args, cwd, expect_ok=True, timeout=600, **kwargs):
+    run = cu.run if expect_ok else cu.run_fails
+    return run([*COMPARE, *args], cwd, env=ENV, timeout=timeout, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------
+# demo corpus
+
+
+def test_demo_corpus_is_deterministic_and_sentence_shaped(tmp_path):
+    a = write_demo_corpus(tmp_path / "a", n_train=400, n_valid=50, n_test=50, seed=3)
+    b = write_demo_corpus(tmp_path / "b", n_train=400, n_valid=50, n_test=50, seed=3)
+    c = write_demo_corpus(tmp_path / "c", n_train=400, n_valid=50, n_test=50, seed=4)
+    for split in ("train", "valid", "test"):
+        assert Path(a[split]).read_bytes() == Path(b[split]).read_bytes(), split
+    assert Path(a["train"]).read_bytes() != Path(c["train"]).read_bytes()
+
+    counts = {split: Path(a[split]).read_text(encoding="utf-8").split("\n") for split in a}
+    for split, n in (("train", 400), ("valid", 50), ("test", 50)):
+        assert counts[split][-1] == "" and len(counts[split]) == n + 1, split
+    # splits are disjoint draws of one stream
+    assert set(counts["train"][:-1]).isdisjoint(counts["valid"][:-1])
+
+    sentences = generate_sentences(3000, seed=0)
+    lengths = [len(s.split()) for s in sentences]
+    assert min(lengths) >= 5 and max(lengths) <= 30
+    assert 12 <= sum(lengths) / len(lengths) <= 25
+    assert all(s == s.lower() and s.split() == s.split(" ") for s in sentences)
+    vocab = {w for s in sentences for w in s.split()}
+    assert 300 <= len(vocab) <= 2000, len(vocab)
+
+
+def test_demo_corpus_has_one_topic_per_sentence():
+    """The latent topic shapes the content words of the whole sentence: the nouns
+    that belong to a single topic never mix topics within a sentence."""
+    owner = {}
+    for topic, lex in TOPICS.items():
+        words = [*lex["nouns"], *lex["adjs"], *(w for v in lex["verbs"] for w in v),
+                 *(w for place in lex["places"] for w in place.split())]
+        for word in words:
+            owner.setdefault(word, set()).add(topic)
+    for lex in SENTIMENT.values():  # words that any sentence may use
+        for word in (w for phrases in lex.values() for p in phrases for w in p.split()):
+            owner.setdefault(word, set()).add("sentiment")
+    exclusive = {noun: topics.pop() for noun, topics in owner.items()
+                 if len(topics) == 1 and any(noun in lex["nouns"] for lex in TOPICS.values())}
+    seen = 0
+    for sentence in generate_sentences(2000, seed=1):
+        topics = {exclusive[w] for w in sentence.split() if w in exclusive}
+        assert len(topics) <= 1, sentence
+        seen += len(topics)
+    assert seen > 1800  # nearly every sentence names its topic
+
+
+# ---------------------------------------------------------------------------------------
+# pieces of the CLI, without training
+
+
+def test_split_text_counts_empty_lines_and_is_deterministic(tmp_path):
+    lines = [f"sentence number {i} ." for i in range(40)]
+    text = cu.write_lines(tmp_path / "in.txt", cu.with_empty_lines(lines, every=8) + ["   "])
+    info = compare.split_text(str(text), str(tmp_path / "s1"), valid_fraction=0.1)
+    again = compare.split_text(str(text), str(tmp_path / "s2"), valid_fraction=0.1)
+    assert info["empty_dropped"] == 40 // 8 + 1
+    assert (info["train"], info["valid"]) == (36, 4)
+    assert info == {**again, "source": info["source"]}
+    train = (tmp_path / "s1" / "train.txt").read_text().splitlines()
+    valid = (tmp_path / "s1" / "valid.txt").read_text().splitlines()
+    assert train == (tmp_path / "s2" / "train.txt").read_text().splitlines()
+    assert sorted(train + valid) == sorted(lines) and len(valid) == 4
+    # training sentences keep the file's order
+    assert train == [s for s in lines if s in set(train)]
+
+
+def test_train_command_budget_and_passthrough():
+    args = compare.parse_args(["--minutes", "1.5", "--poolings", "mean,last", "--extra=--lr 0.01",
+                               "--", "--latent-dim", "8"])
+    assert args.pooling_list == ["mean", "last"] and args.max_update == 0
+    cmd = compare.train_command(args, args.extra_flags, "BIN", "mean", "DIR")
+    assert cmd[cmd.index("--stop-time-hours") + 1] == repr(1.5 / 60)
+    assert cmd[cmd.index("--pooling") + 1] == "mean"
+    # user flags come last, so they override the defaults
+    assert cmd[-4:] == ["--lr", "0.01", "--latent-dim", "8"]
+
+
+# ---------------------------------------------------------------------------------------
+# the CLI end to end (tiny model, a few updates)
+
+
+def check_model(result, pooling, latent_dim):
+    assert result["pooling"] == pooling
+    for key in METRICS + ["wall_s"]:
+        assert isinstance(result[key], float) and math.isfinite(result[key]), (key, result)
+    assert result["updates"] == TINY_UPDATES
+    assert result["elbo"] == pytest.approx(result["rec"] + result["kl"], abs=0.01)
+    assert result["kl"] >= 0 and 0 <= result["au"] <= latent_dim
+    assert result["au"] == int(result["au"])
+    assert Path(result["log"]).is_file() and Path(result["checkpoint"]).is_file()
+    state = torch.load(result["checkpoint"], map_location="cpu", weights_only=False)
+    model_cfg = state["cfg"]["model"]
+    assert (model_cfg["pooling"], model_cfg["latent_dim"]) == (pooling, latent_dim)
+    valid = cu.json_log(Path(result["log"]).read_text(encoding="utf-8"), "valid")
+    # every --validate-interval updates, at the end, and at each epoch's end
+    updates = [int(r["valid_num_updates"]) for r in valid]
+    assert TINY_UPDATES // 2 in updates and updates[-1] == TINY_UPDATES, updates
+    assert valid[-1]["valid_kl"] == pytest.approx(result["kl"])
+
+
+def test_compare_text_json_three_poolers(tmp_path):
+    """--text with empty lines, --json, every pooler, and flags after '--' reaching
+    fairseq-train (--latent-dim 3, read back from the checkpoints)."""
+    sentences = generate_sentences(120, seed=5)
+    text = cu.write_lines(tmp_path / "my text.txt",
+                          ["", *cu.with_empty_lines(sentences, every=20), " \t "])
+    proc = run_compare("--text", text, "--poolings", "last,max,mean", "--json",
+                       "--work-dir", tmp_path / "out", *TINY, "--", "--latent-dim", "3",
+                       cwd=tmp_path)
+    summary = json.loads(proc.stdout)
+    data = summary["data"]
+    assert data["kind"] == "text" and data["empty_dropped"] == 1 + 120 // 20 + 1
+    assert (data["train"], data["valid"]) == (114, 6)  # 5 % of 120
+    assert data["lines"] == 120 + data["empty_dropped"]
+    split = [(tmp_path / "out" / "text" / f"{s}.txt").read_text().splitlines()
+             for s in ("train", "valid")]
+    assert sorted(split[0] + split[1]) == sorted(sentences)
+    assert summary["settings"]["poolings"] == ["last", "max", "mean"]
+    assert [r["pooling"] for r in summary["models"]] == ["last", "max", "mean"]
+    for result, pooling in zip(summary["models"], ["last", "max", "mean"]):
+        check_model(result, pooling, latent_dim=3)
+    # progress: one line per model per validation, on stderr
+    for i, pooling in enumerate(["last", "max", "mean"], 1):
+        for update in (TINY_UPDATES // 2, TINY_UPDATES):
+            assert re.search(rf"\[{i}/3 {pooling}\] update {update}: rec ", proc.stderr), proc.stderr
+    assert "dropped 8 empty" in proc.stderr
+
+
+def test_compare_demo_table(tmp_path):
+    """The default input (the demo corpus) and the printed side-by-side table."""
+    proc = run_compare("--demo-sentences", 400, "--work-dir", "out", *TINY, cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("pooling"))
+    assert lines[header].split() == ["pooling", "rec", "KL", "-ELBO", "MI", "AU", "PPL<=",
+                                     "updates", "wall", "s"]
+    rows = {line.split()[0]: line.split() for line in lines[header + 2:header + 4]}
+    assert set(rows) == {"last", "max"}
+    for row in rows.values():
+        rec, kl, elbo = map(float, row[1:4])
+        assert elbo == pytest.approx(rec + kl, abs=0.02)
+        assert int(row[7]) == TINY_UPDATES
+    out = tmp_path / "out"
+    for pooling in ("last", "max"):
+        assert f"{pooling}: checkpoint {out / pooling / 'checkpoint_last.pt'}" in proc.stdout
+        assert (out / pooling / "checkpoint_last.pt").is_file()
+    assert len((out / "text" / "train.txt").read_text().splitlines()) == 400
+    assert len((out / "text" / "valid.txt").read_text().splitlines()) == 20
+    assert (out / "bin" / "dict.txt").is_file()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "one-line", "no-valid", "pooler"])
+def test_compare_clear_errors(tmp_path, case):
+    if case == "missing":
+        args, message = ["--text", tmp_path / "nope.txt"], f"no such file: {tmp_path / 'nope.txt'}"
+    elif case == "empty":
+        cu.write_lines(tmp_path / "empty.txt", ["", "  ", ""])
+        args, message = ["--text", tmp_path / "empty.txt"], "needs at least 2 non-empty lines"
+    elif case == "one-line":
+        cu.write_lines(tmp_path / "one.txt", ["just one sentence", ""])
+        args, message = ["--text", tmp_path / "one.txt"], "it has 1 (and 1 empty)"
+    elif case == "no-valid":
+        cu.write_lines(tmp_path / "train.txt", ["a b c", "d e f"])
+        args, message = ["--data-dir", tmp_path], "no valid.txt"
+    else:
+        args, message = ["--poolings", "last,attention"], "choose from last,max,mean"
+    proc = run_compare(*args, "--work-dir", tmp_path / "out", cwd=tmp_path, expect_ok=False)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "last").exists()  # nothing was trained
+
+
+def test_console_script(tmp_path):
+    setup_py = (cu.REPO / "setup.py").read_text(encoding="utf-8")
+    assert '"seqvae-compare = fairseq_seqvae.compare:main"' in setup_py
+    script = cu.BIN_DIR / "seqvae-compare"
+    if not script.is_file():
+        pytest.skip(f"{script} not installed yet: run scripts/setup.sh (it reinstalls the "
+                    "plugin when setup.py changes)")
+    proc = cu.run([script, "--help"], tmp_path)
+    assert proc.stdout.startswith("usage: seqvae-compare")
+    assert "--poolings" in proc.stdout and "--text FILE" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# the mechanism on real text: a slice of PTB
+
+PTB_TRAIN_LINES, PTB_VALID_LINES, PTB_VOCAB = 10000, 1000, 3000
+PTB_SEED = 1
+PTB_FLAGS = [
+    "--max-update", 600, "--batch-size", 32, "--validate-interval", 300,
+    "--vocab-size", PTB_VOCAB, "--no-default-flags", "--",
+    "--encoder-embed-dim", 128, "--encoder-hidden-dim", 128,
+    "--decoder-embed-dim", 128, "--decoder-hidden-dim", 128,
+    "--optimizer", "adam", "--lr", 0.002,
+    "--kl-schedule", "linear", "--kl-start", 0.0, "--kl-max", 1.0, "--kl-warmup-updates", 2000,
+]
+
+
+@pytest.mark.slow
+def test_ptb_max_pooling_keeps_posterior_that_last_state_loses(tmp_path):
+    """Long et al. 2019 on real text: the same data, seed, model, KL warm-up and 600
+    updates; only --pooling differs. With the He et al. initialization of the PTB
+    architecture, the last encoder state barely varies across sentences, so the
+    last-state VAE's posterior stays at the prior (KL ~ 0, no active unit), while the
+    max-pooled encoder's posterior carries information in many latent dimensions."""
+    ptb = cu.ptb_dir()
+    data = tmp_path / "ptb-slice"
+    data.mkdir()
+    for split, n in (("train", PTB_TRAIN_LINES), ("valid", PTB_VALID_LINES)):
+        with open(ptb / f"{split}.txt", encoding="utf-8") as f:
+            cu.write_lines(data / f"{split}.txt", [next(f).strip() for _ in range(n)])
+    proc = run_compare("--data-dir", data, "--json", "--seed", PTB_SEED,
+                       "--work-dir", tmp_path / "out", *PTB_FLAGS, cwd=tmp_path)
+    models = {r["pooling"]: r for r in json.loads(proc.stdout)["models"]}
+    last, pooled = models["last"], models["max"]
+    shown = {p: {k: r[k] for k in ("rec", "kl", "mi", "au")} for p, r in models.items()}
+    assert pooled["au"] >= last["au"] + AU_MARGIN, shown
+    assert pooled["kl"] > KL_RATIO * last["kl"] + KL_MARGIN, shown
+    # the same budget, and a comparable fit: the pooled encoder is not buying KL
+    # with a much worse reconstruction
+    assert last["updates"] == pooled["updates"] == 600
+    assert pooled["elbo"] < last["elbo"] + 2.0, shown
