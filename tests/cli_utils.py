@@ -46,7 +46,7 @@ def ptb_dir() -> Path:
     """The shared PTB copy (never committed into this repo); skips the test if absent."""
     if not all((PTB_DIR / f"{split}.txt").is_file() for split in ("train", "valid")):
         pytest.skip(f"PTB data not found at {PTB_DIR} (train.txt, valid.txt); "
-                    "see /work/shared/data/README.md")
+                    f"see {PTB_DIR.parent}/README.md")
     return PTB_DIR
 
 
