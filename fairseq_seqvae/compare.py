@@ -382,8 +382,8 @@ def build_parser():
                         help="extra fairseq-train flags as one string, e.g. "
                              "--extra='--latent-dim 16' (same as flags after '--')")
     parser.add_argument("--no-default-flags", action="store_true",
-                        help="do not add the default model size, optimizer and KL schedule "
-                             "flags; only the architecture's own defaults and your flags")
+                        help="do not add the default model size, word dropout, optimizer and KL "
+                             "schedule flags; only the architecture's own defaults and your flags")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (data, settings, per-model metrics and "
                              "paths) on stdout instead of the table")
