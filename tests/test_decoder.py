@@ -187,3 +187,10 @@ def test_load_state_dict_round_trip_and_architecture_mismatch(make_model):
         assert torch.equal(p, q), name
     with pytest.raises(ValueError):
         make_model(decoder_layers=2).load_state_dict(model.state_dict())
+
+
+def test_checkpoint_without_dictionary_fingerprint_is_a_clear_error(make_model):
+    model = make_model()
+    state = {k: v for k, v in model.state_dict().items() if k != "dictionary_hash"}
+    with pytest.raises(ValueError, match=r"does not match.*missing \['dictionary_hash'\]"):
+        make_model().load_state_dict(state)

@@ -369,7 +369,10 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
         theirs_size = state_dict[key].size(0) if key in state_dict else None
         if theirs_size is not None and (
             theirs_size != len(self.decoder.dictionary)
-            or not torch.equal(state_dict.get("dictionary_hash"), self.dictionary_hash)
+            or (
+                "dictionary_hash" in state_dict
+                and not torch.equal(state_dict["dictionary_hash"], self.dictionary_hash)
+            )
         ):
             raise ValueError(
                 f"dictionary mismatch: the checkpoint was trained with another dictionary "
