@@ -41,22 +41,28 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
 def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor):
     """He et al. (2019)'s minibatch estimate of I(x; z) under q(x, z), in nats.
 
-    I = E_x E_{q(z|x)}[log q(z|x)] - E_{q(z)}[log q(z)], with the aggregate
-    posterior q(z) approximated by the mixture of the B posteriors in the batch.
-    The estimate is therefore at most log(B) and depends on the batch size.
+    I = E_x E_{q(z|x)}[log q(z|x) - log q(z)], with the aggregate posterior q(z)
+    approximated by the mixture of the B posteriors in the batch. The expectation,
+    the batch mean of KL(q(z|x_i) || mixture), lies in [0, log B]: the estimate
+    depends on the batch size. He et al.'s code takes E[log q(z|x)] in closed form
+    (minus the entropy); here it is taken on the same samples as log q(z), which has
+    the same expectation but much less noise: every term is at most log B, and
+    identical posteriors give exactly 0.
 
     Args:
         mean, logvar: B x Z posterior parameters
-        z: B x Z, one sample from each posterior
+        z: B x Z or B x S x Z, samples from each posterior
     Returns:
         scalar tensor
     """
-    bsz, dim = mean.shape
-    neg_entropy = (-0.5 * dim * LOG_2PI - 0.5 * (1 + logvar).sum(-1)).mean()
-    # log q(z_i | x_j) for every pair: B (samples) x B (posteriors)
-    log_density = gaussian_log_density(z.unsqueeze(1), mean.unsqueeze(0), logvar.unsqueeze(0))
-    log_qz = torch.logsumexp(log_density, dim=1) - math.log(bsz)
-    return neg_entropy - log_qz.mean()
+    bsz = mean.size(0)
+    if z.dim() == 2:
+        z = z.unsqueeze(1)  # B x 1 x Z
+    # log q(z_is | x_j) for every sample and posterior: B x S x B
+    log_density = gaussian_log_density(z.unsqueeze(2), mean[None, None], logvar[None, None])
+    own = log_density.diagonal(dim1=0, dim2=2).transpose(0, 1)  # B x S: log q(z_is | x_i)
+    log_qz = torch.logsumexp(log_density, dim=2) - math.log(bsz)  # B x S
+    return (own - log_qz).mean()
 
 
 def active_units(mean_sum: torch.Tensor, mean_sq_sum: torch.Tensor, count, threshold=0.01):
