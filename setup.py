@@ -34,6 +34,8 @@ setup(
         "console_scripts": [
             "seqvae-help = fairseq_seqvae.train_help:main",
             "seqvae-compare = fairseq_seqvae.compare:main",
+            "seqvae-eval = fairseq_seqvae.evaluate:main",
+            "seqvae-generate = fairseq_seqvae.generate:main",
         ]
     },
 )

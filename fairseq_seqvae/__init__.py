@@ -2,9 +2,11 @@
 
 Importing this package (or passing its directory to ``--user-dir``) registers the
 ``seqvae_lstm`` model, the ``seqvae_elbo`` criterion and the
-``seqvae_language_modeling`` task.
+``seqvae_language_modeling`` task. ``SeqVAE`` is the Python interface to a trained
+model (``SeqVAE.from_pretrained``).
 """
 
 from fairseq_seqvae import criterions, models, tasks  # noqa: F401
+from fairseq_seqvae.hub import SeqVAE  # noqa: F401
 
 __version__ = "0.1.0"

@@ -168,3 +168,33 @@ def make_batch(dictionary):
 def append_pad(dictionary):
     """``append_pad(sample, extra)``: the same sample with ``extra`` pad columns."""
     return lambda sample, extra: pad_batch(sample, extra, dictionary.pad())
+
+
+# --- a trained checkpoint, for the evaluation / generation / hub tests -------------
+
+
+@pytest.fixture(scope="session")
+def trained_vae(tmp_path_factory):
+    """A tiny max-pooled VAE trained for two epochs through the real fairseq CLIs on a
+    synthetic corpus with train/valid/test splits.
+
+    Returns a namespace: ``data`` (binarized dir), ``save_dir`` (holds
+    checkpoint_best.pt / checkpoint_last.pt), ``test_lines`` (raw test sentences).
+    """
+    import types
+
+    import cli_utils as cu
+
+    root = tmp_path_factory.mktemp("trained_vae")
+    splits = {"train": (400, 11), "valid": (40, 12), "test": (30, 13)}
+    lines = {}
+    for split, (n, seed) in splits.items():
+        lines[split] = cu.synthetic_sentences(n, seed=seed)
+        cu.write_lines(root / f"{split}.txt", lines[split])
+    data = root / "bin"
+    cu.run([cu.console_script("fairseq-preprocess"), "--only-source", "--destdir", data,
+            "--workers", "1", "--trainpref", root / "train.txt",
+            "--validpref", root / "valid.txt", "--testpref", root / "test.txt"], root)
+    save_dir = root / "ck"
+    cu.train(data, save_dir, "--max-epoch", 2, "--no-epoch-checkpoints", cwd=root)
+    return types.SimpleNamespace(data=data, save_dir=save_dir, test_lines=lines["test"])

@@ -1,0 +1,215 @@
+"""Evaluation: the importance-weighted NLL against -log p(x) by numerical integration,
+the bounds it must respect, and ``seqvae-eval`` end to end on a trained checkpoint."""
+
+import json
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
+import cli_utils as cu  # noqa: E402
+
+from fairseq_seqvae.evaluate import (  # noqa: E402
+    importance_weights,
+    iw_log_likelihood,
+    sequence_log_prob,
+)
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@pytest.fixture
+def one_dim_model(make_model):
+    """A 1-D latent model whose decoder depends strongly on z, with a posterior wider
+    than the prior (std 2): the importance weights p(z) / q(z|x) are then bounded,
+    so the IW estimate converges fast, while the ELBO stays far from log p(x)."""
+    model = make_model(latent_dim=1, init_scale=0.3).eval()
+    with torch.no_grad():
+        model.decoder.latent_to_state.weight.mul_(30)
+        model.decoder.lstm.weight_ih_l0[:, -1:].mul_(30)  # the z input column
+        model.encoder.to_posterior.weight[1].zero_()  # row 1: log-variance
+        model.encoder.to_posterior.bias[1] = math.log(4.0)
+    return model
+
+
+def log_px_by_integration(model, batch):
+    """log p(x) = log integral p(x|z) N(z; 0, 1) dz on a fine grid (Riemann sum)."""
+    grid = torch.linspace(-8, 8, 4001)
+    log_prior = -0.5 * (LOG_2PI + grid.double() ** 2)
+    net = batch["net_input"]
+    out = []
+    for b in range(batch["nsentences"]):
+        prev = net["prev_output_tokens"][b:b + 1].expand(len(grid), -1)
+        target = batch["target"][b:b + 1].expand(len(grid), -1)
+        with torch.no_grad():
+            log_px_z = sequence_log_prob(model, prev, target, grid.unsqueeze(1))
+        out.append(torch.logsumexp(log_px_z + log_prior, 0).item()
+                   + math.log((grid[1] - grid[0]).item()))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def test_iw_nll_matches_numerical_integration(one_dim_model, make_sentences, make_batch):
+    batch = make_batch(make_sentences([1, 3, 6, 10], seed=1))
+    exact = log_px_by_integration(one_dim_model, batch)
+    torch.manual_seed(0)
+    weights = importance_weights(one_dim_model, batch, k=20000)
+    iw = torch.logsumexp(weights["log_w"], 1) - math.log(20000)
+    # measured over seeds: |error| <= 0.01 nats; dropping log p(z) - log q(z|x) from
+    # the weights would be off by 0.1 on the longer sentences
+    torch.testing.assert_close(iw, exact, atol=0.02, rtol=0)
+    elbo = weights["log_w"].mean(1)
+    assert (elbo < exact - 0.5).all(), "the test needs an ELBO far from log p(x)"
+
+
+def test_iw_bound_rises_with_k_towards_log_px(one_dim_model, make_sentences, make_batch):
+    batch = make_batch(make_sentences([2, 5, 8], seed=2))
+    exact = log_px_by_integration(one_dim_model, batch).mean().item()
+    torch.manual_seed(1)
+    log_w = importance_weights(one_dim_model, batch, k=10000)["log_w"]  # B x 10000
+    bounds = []
+    for k in (1, 10, 100, 1000, 10000):  # mean over disjoint groups of k samples
+        groups = log_w.view(log_w.size(0), -1, k)
+        bounds.append((torch.logsumexp(groups, 2) - math.log(k)).mean().item())
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds), bounds
+    assert bounds[0] < exact - 0.5  # k = 1 is the ELBO
+    assert bounds[-1] == pytest.approx(exact, abs=0.01)
+
+
+def test_elbo_never_exceeds_iw_bound(make_model, make_sentences, make_batch):
+    model = make_model().eval()
+    batch = make_batch(make_sentences([4, 1, 7, 3], seed=3))
+    torch.manual_seed(2)
+    log_w = importance_weights(model, batch, k=50)["log_w"]
+    iw = torch.logsumexp(log_w, 1) - math.log(50)
+    assert (log_w.mean(1) <= iw + 1e-12).all()  # Jensen, on the same samples
+
+
+def test_chunking_does_not_change_the_estimate(make_model, make_sentences, make_batch):
+    model = make_model().eval()
+    batch = make_batch(make_sentences([4, 1, 7], seed=4))
+    results = []
+    for max_tokens in (1, 50, 10 ** 6):  # one sample per pass ... all in one pass
+        torch.manual_seed(3)
+        results.append(iw_log_likelihood(model, batch, k=37, max_tokens=max_tokens))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-9)
+    torch.testing.assert_close(results[0], results[2], rtol=0, atol=1e-9)
+
+
+def test_lstm_lm_log_likelihood_is_exact(make_model, make_sentences, make_batch):
+    model = make_model(latent_dim=0).eval()
+    batch = make_batch(make_sentences([4, 1, 7], seed=5))
+    with torch.no_grad():
+        logits, _ = model(**batch["net_input"])
+        lprobs = torch.log_softmax(logits.double(), -1)
+    real = batch["target"].ne(model.decoder.padding_idx)
+    ref = (lprobs.gather(-1, batch["target"].unsqueeze(-1)).squeeze(-1) * real).sum(1)
+    for k in (1, 5):
+        torch.testing.assert_close(iw_log_likelihood(model, batch, k=k), ref,
+                                   rtol=0, atol=1e-5)
+
+
+def test_k_below_one_is_an_error(make_model, make_sentences, make_batch):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        iw_log_likelihood(make_model().eval(), make_batch(make_sentences([3])), k=0)
+
+
+# --- seqvae-eval, the command -------------------------------------------------------
+
+
+def seqvae_eval(data, *args, cwd, expect_ok=True):
+    cmd = [cu.console_script("seqvae-eval"), data, *args]
+    return cu.run(cmd, cwd, expect_ok=expect_ok)
+
+
+def json_results(proc):
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def lm_checkpoint(trained_vae, tmp_path_factory):
+    """An LSTM LM (--latent-dim 0) trained on the same data as ``trained_vae``."""
+    root = tmp_path_factory.mktemp("lm")
+    cu.train(trained_vae.data, root / "ck", "--max-epoch", 1, "--no-epoch-checkpoints",
+             "--latent-dim", 0, cwd=root)
+    return root / "ck" / "checkpoint_best.pt"
+
+
+def test_seqvae_eval_table_and_json(trained_vae, lm_checkpoint, tmp_path):
+    vae = trained_vae.save_dir
+    table = seqvae_eval(trained_vae.data, "--path", f"{vae}:{lm_checkpoint}", "-k", 20,
+                        cwd=tmp_path).stdout
+    assert "30 sentences" in table and "k = 20 importance samples" in table
+    assert "MI over batches of 32" in table
+    header = next(line for line in table.splitlines() if "IW-NLL" in line)
+    for column in ("PPL", "-ELBO", "KL", "MI", "AU", "feat-var"):
+        assert column in header
+    assert len([line for line in table.splitlines() if "checkpoint_best.pt" in line]) >= 2
+
+    args = ["--path", vae, "-k", 20, "--batch-size", 8, "--json", "--seed", 5]
+    first = json_results(seqvae_eval(trained_vae.data, *args, cwd=tmp_path))
+    again = json_results(seqvae_eval(trained_vae.data, *args, cwd=tmp_path))
+    other_seed = json_results(seqvae_eval(trained_vae.data, *args[:-1], 6, cwd=tmp_path))
+    (r,) = first
+    assert {k: v for k, v in r.items() if k != "seconds"} == {
+        k: v for k, v in again[0].items() if k != "seconds"}, "not deterministic"
+    assert other_seed[0]["iw_nll"] != r["iw_nll"]
+    assert r["sentences"] == 30 and r["k"] == 20 and r["batch_size"] == 8
+    assert r["tokens"] == sum(len(line.split()) + 1 for line in trained_vae.test_lines)
+    assert r["ppl"] == pytest.approx(math.exp(r["iw_nll"] * r["sentences"] / r["tokens"]))
+    assert r["elbo"] == pytest.approx(r["rec"] + r["kl"])
+    assert r["elbo"] >= r["iw_nll"] - 0.05  # up to sampling noise
+    assert 0 <= r["au"] <= r["latent_dim"] == 4
+    assert -1e-3 <= r["mi"] <= math.log(8) + 1e-3
+    assert r["feat_var"] >= 0
+
+
+def test_seqvae_eval_lm_matches_fairseq_validate(trained_vae, lm_checkpoint, tmp_path):
+    """For an LSTM LM both compute the exact NLL; fairseq-validate logs it in bits."""
+    (ours,) = json_results(seqvae_eval(trained_vae.data, "--path", lm_checkpoint, "-k", 3,
+                                       "--json", cwd=tmp_path))
+    proc = cu.run([cu.console_script("fairseq-validate"),
+                   *cu.validate_args(trained_vae.data, lm_checkpoint, "--valid-subset", "test")],
+                  tmp_path)
+    (theirs,) = cu.json_log(proc.stdout + proc.stderr, "test")
+    assert "mi" not in ours and ours["kl"] == 0
+    assert ours["ppl"] == pytest.approx(theirs["test_ppl"], abs=0.006)
+    assert ours["iw_nll"] == pytest.approx(theirs["test_elbo"], abs=6e-4)  # nats/sentence
+    assert ours["elbo"] == pytest.approx(ours["iw_nll"], abs=1e-9)
+
+
+def test_seqvae_eval_max_sentences(trained_vae, tmp_path):
+    (r,) = json_results(seqvae_eval(trained_vae.data, "--path", trained_vae.save_dir,
+                                    "-k", 2, "--max-sentences", 7, "--json", cwd=tmp_path))
+    assert r["sentences"] == 7
+    assert r["tokens"] == sum(len(line.split()) + 1 for line in trained_vae.test_lines[:7])
+
+
+def test_seqvae_eval_bad_input(trained_vae, tmp_path):
+    data, ck = trained_vae.data, trained_vae.save_dir
+    cases = [
+        (["--path", tmp_path / "nowhere"], "checkpoint not found"),
+        (["--path", ck, "-k", 0], "-k must be at least 1"),
+        (["--path", ck, "--split", "nosuch"], "split 'nosuch' not found"),
+    ]
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    cases.append((["--path", bogus], "cannot read checkpoint"))
+    for args, message in cases:
+        proc = seqvae_eval(data, *args, cwd=tmp_path, expect_ok=False)
+        assert message in proc.stderr, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
+
+
+def test_seqvae_eval_other_dictionary(trained_vae, tmp_path):
+    """Data binarized with another dict.txt is refused, not silently scored."""
+    cu.write_lines(tmp_path / "test.txt", cu.synthetic_sentences(20, seed=9, prefix="v",
+                                                                 vocab_size=80))
+    other = cu.preprocess(tmp_path / "bin", tmp_path, trainpref=tmp_path / "test.txt")
+    os.rename(other / "train.bin", other / "test.bin")
+    os.rename(other / "train.idx", other / "test.idx")
+    proc = seqvae_eval(other, "--path", trained_vae.save_dir, cwd=tmp_path, expect_ok=False)
+    assert "dictionary mismatch" in proc.stderr
+    assert "Traceback" not in proc.stderr
