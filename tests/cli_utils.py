@@ -103,8 +103,10 @@ def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 
 def run(cmd: Sequence, cwd: Path, expect_ok: bool = True, timeout: float = DEFAULT_TIMEOUT,
-        env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    """Runs ``cmd`` and returns the completed process (text stdout/stderr).
+        env: Optional[Dict[str, str]] = None,
+        stdin: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Runs ``cmd`` (with ``stdin`` as its standard input, if given) and returns the
+    completed process (text stdout/stderr).
 
     Fails the test with the command and the tails of stdout and stderr when it
     times out, or when its success does not match ``expect_ok``.
@@ -113,7 +115,7 @@ def run(cmd: Sequence, cwd: Path, expect_ok: bool = True, timeout: float = DEFAU
     shown = " ".join(cmd)
     try:
         proc = subprocess.run(cmd, cwd=str(cwd), capture_output=True, text=True,
-                              timeout=timeout, env=_env(env))
+                              timeout=timeout, env=_env(env), input=stdin)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"timed out after {timeout}s: {shown}\n--- stdout (tail) ---\n"
                     f"{_tail(e.stdout)}\n--- stderr (tail) ---\n{_tail(e.stderr)}")
