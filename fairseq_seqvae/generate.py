@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from typing import Dict, List, Optional
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fairseq_seqvae.modules.gaussian import reparameterize
+from fairseq_seqvae.hub import SeqVAE
 
 STRATEGIES = ("greedy", "beam", "sample")
 DEFAULT_MAX_LEN = 200
@@ -418,6 +419,12 @@ def note_long_inputs(sentences: List[str], max_len: int):
               f"words", file=sys.stderr)
 
 
+def shortest(z: Tensor) -> List[float]:
+    """The values of a float32 vector, each written with the fewest digits that read
+    back as the same float32."""
+    return [float(str(v)) for v in z.float().numpy()]
+
+
 def generate(vae, args, out):
     """Runs ``args.mode``, writing one line per sentence to ``out``."""
     dargs = decode_args(args)
@@ -426,7 +433,7 @@ def generate(vae, args, out):
         sentences = vae.decode(z, **dargs)
         for record, sentence, zi in zip(records, sentences, z.cpu()):
             if args.json:
-                out.write(json.dumps({**record, "sentence": sentence, "z": zi.tolist()},
+                out.write(json.dumps({**record, "sentence": sentence, "z": shortest(zi)},
                                      ensure_ascii=False) + "\n")
             else:
                 out.write(sentence + "\n")
@@ -466,9 +473,7 @@ def generate(vae, args, out):
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        level=logging.WARNING, stream=sys.stderr)
-    from fairseq_seqvae.hub import SeqVAE  # the hub imports this module
-
+                        level=logging.INFO, stream=sys.stderr)
     try:
         torch.manual_seed(args.seed)
         vae = SeqVAE.from_pretrained(args.path, args.data, tokenizer=args.tokenizer,
@@ -476,14 +481,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.output == "-":
             generate(vae, args, sys.stdout)
         else:
-            with open(args.output, "w", encoding="utf-8", newline="\n") as out:
+            try:
+                out = open(args.output, "w", encoding="utf-8", newline="\n")
+            except OSError as e:
+                raise GenerateError(f"--output: cannot write {args.output}: {e.strerror}")
+            with out:
                 generate(vae, args, out)
-    except (GenerateError, FileNotFoundError, ValueError) as e:
+    except BrokenPipeError:  # piped into head: stop quietly, also at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (GenerateError, OSError, ValueError) as e:
         print(f"seqvae-generate: error: {e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # e.g. piped into head
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         print("seqvae-generate: interrupted", file=sys.stderr)
         return 130
