@@ -65,6 +65,16 @@ def sentence_score(model, words, z, lenpen):
     return total / (words.numel() + 1) ** lenpen
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread, as the CLI runs get: these small step-by-step loops are
+    several times slower with two threads on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def peaky_model(make_model):
     """A random tiny model with peaked next-word distributions (large weights), so
@@ -255,16 +265,16 @@ def test_hub_generation(vae, trained_vae):
     vocab = set(vae.dictionary.symbols)
     assert all(set(s.split()) <= vocab for s in samples)
 
-    recon = vae.reconstruct(sentences)
+    recon = vae.reconstruct(sentences, max_len=20)
     mean = vae.latent_codes(sentences)
-    assert recon == vae.decode(mean)
+    assert recon == vae.decode(mean, max_len=20)
     assert vae.reconstruct(sentences, strategy="beam", beam=3) == vae.decode(
         mean, strategy="beam", beam=3)
     torch.manual_seed(1)
     sampled = vae.latent_codes(sentences, use_mean=False)
     assert sampled.shape == mean.shape and not torch.allclose(sampled, mean)
 
-    path = vae.interpolate(sentences[0], sentences[1], steps=4)
+    path = vae.interpolate(sentences[0], sentences[1], steps=4, max_len=20)
     assert len(path) == 4
     assert [path[0], path[-1]] == recon[:2]
     line = vae.interpolation_codes([(sentences[0], sentences[1])], steps=4)[0]  # S x Z
@@ -355,13 +365,13 @@ def test_cli_reconstruct_and_interpolate(trained_vae, vae, tmp_path):
     pairs = cu.write_lines(tmp_path / "pairs.tsv", [f"{lines[0]}\t{lines[1]}",
                                                      f"{lines[2]}\t{lines[3]}"])
     proc = cu.run(generate_cmd(trained_vae, "interpolate", "--steps", 4, "--json",
-                               "--input", pairs), tmp_path)
+                               "--max-len", 20, "--input", pairs), tmp_path)
     records = json_lines(proc.stdout)
     assert [(r["id"], r["step"]) for r in records] == [(p, s) for p in (0, 1)
                                                        for s in range(4)]
     assert [r["t"] for r in records[:4]] == pytest.approx([0, 1 / 3, 2 / 3, 1])
     ends = [r["sentence"] for r in records if r["step"] in (0, 3)]
-    assert ends == vae.reconstruct(lines)
+    assert ends == vae.reconstruct(lines, max_len=20)
     assert all(len(r["z"]) == LATENT_DIM for r in records)
 
 
@@ -451,6 +461,8 @@ def test_cli_input_errors(trained_vae, moses_vae, tmp_path, capsys, monkeypatch)
          "line 2 of stdin must hold two sentences separated by one tab"),
         (["interpolate", *path], f"{good}\t\n", "line 1 of stdin must hold two"),
         (["sample", "--path", tmp_path / "missing"], "", "checkpoint not found"),
+        (["sample", *path, "--output", tmp_path / "no-dir" / "out.txt"], "",
+         "--output: cannot write"),
         # another model's dict.txt
         (["sample", *path, "--data", moses_vae[0]], "", "dictionary mismatch"),
     ]
