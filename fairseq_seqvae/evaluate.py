@@ -40,8 +40,12 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fairseq import utils
 from torch import Tensor
+from tqdm import tqdm
 
+from fairseq_seqvae.data.sentence_dataset import SentenceDataset
+from fairseq_seqvae.hub import SeqVAE, resolve_checkpoint
 from fairseq_seqvae.modules.gaussian import (
     active_units,
     gaussian_kl,
@@ -203,9 +207,6 @@ def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAU
                      max_tokens: int = DEFAULT_MAX_TOKENS, au_threshold: float = AU_THRESHOLD,
                      device="cpu", progress: bool = False) -> Dict[str, float]:
     """All the metrics of the module docstring over a ``SentenceDataset``."""
-    from fairseq import utils
-    from tqdm import tqdm
-
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     model.eval()
@@ -293,8 +294,6 @@ def checkpoint_paths(paths: List[str]) -> List[str]:
 def load_split(task, split: str, max_sentences: int = 0):
     """The split as a ``SentenceDataset`` with no length limit (evaluation scores every
     non-empty sentence, whatever the training run's --max-sentence-length)."""
-    from fairseq_seqvae.data.sentence_dataset import SentenceDataset
-
     task.cfg.max_sentence_length = 0
     task.load_dataset(split)
     dataset = task.dataset(split)
@@ -309,8 +308,6 @@ def load_split(task, split: str, max_sentences: int = 0):
 
 
 def evaluate_checkpoint(path: str, args) -> Dict:
-    from fairseq_seqvae.hub import SeqVAE
-
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
     vae = SeqVAE.from_pretrained(path, args.data, device=device)
     dataset = load_split(vae.task, args.split, args.max_sentences)
@@ -346,8 +343,6 @@ def main(argv: Optional[List[str]] = None):
     results = []
     for path in checkpoint_paths(args.path):
         try:
-            from fairseq_seqvae.hub import resolve_checkpoint
-
             path = resolve_checkpoint(path)
             result = evaluate_checkpoint(path, args)
         except (FileNotFoundError, ValueError) as err:

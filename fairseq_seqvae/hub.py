@@ -21,7 +21,6 @@ import torch.nn as nn
 from fairseq import checkpoint_utils, utils
 from torch import Tensor
 
-from fairseq_seqvae import evaluate
 from fairseq_seqvae.data.sentence_dataset import SentenceDataset
 from fairseq_seqvae.modules.gaussian import reparameterize
 
@@ -142,7 +141,7 @@ class SeqVAE(nn.Module):
             words = sentence.split()
             if not words:
                 raise ValueError(f"sentence {i + 1} is empty: give at least one word")
-            num_oov += sum(1 for w in words if self.dictionary.index(w) == self.dictionary.unk())
+            num_oov += sum(1 for w in words if w not in self.dictionary.indices)
             ids = [self.dictionary.index(w) for w in words] + [self.dictionary.eos()]
             tokens.append(torch.tensor(ids, dtype=torch.long))
         if num_oov:
@@ -247,8 +246,8 @@ class SeqVAE(nn.Module):
     # ---- likelihood --------------------------------------------------------------
 
     @torch.no_grad()
-    def score(self, sentences: Sequence[str], k: int = evaluate.DEFAULT_K,
-              max_sentences: int = 64, max_tokens: int = evaluate.DEFAULT_MAX_TOKENS) -> Tensor:
+    def score(self, sentences: Sequence[str], k: int = 500, max_sentences: int = 64,
+              max_tokens: int = 40000) -> Tensor:
         """Importance-weighted estimate of -log p(x) per sentence, in nats, with ``k``
         posterior samples (Burda et al. 2016; exact for an LSTM LM). ``max_tokens``
         bounds the decoder positions per forward pass (memory).
@@ -256,6 +255,9 @@ class SeqVAE(nn.Module):
         Returns:
             N, float64, in input order
         """
+        # imported here: ``python -m fairseq_seqvae.evaluate`` must find it unimported
+        from fairseq_seqvae import evaluate
+
         tokens = self.tokenize(sentences)
         nll = torch.empty(len(tokens), dtype=torch.float64)
         for batch in self.batches(tokens, max_sentences):

@@ -27,17 +27,19 @@ REFERENCE_TOKENS_PER_S = {"seqvae_lstm_ptb": 5096, "seqvae_lstm_yahoo": 1011}
 
 
 def binarize(text_dir: str, bin_dir: str) -> None:
-    if os.path.exists(os.path.join(bin_dir, "train.idx")):
+    """fairseq-preprocess --only-source of train/valid (and test, when present) once."""
+    splits = [s for s in ("train", "valid", "test")
+              if s != "test" or os.path.isfile(os.path.join(text_dir, "test.txt"))]
+    if all(os.path.exists(os.path.join(bin_dir, f"{s}.idx")) for s in splits):
         return
     for split in ("train", "valid"):
         if not os.path.isfile(os.path.join(text_dir, f"{split}.txt")):
             sys.exit(f"error: {text_dir}/{split}.txt not found (--data takes a directory "
                      "with train.txt and valid.txt, one sentence per line)")
     print(f"binarizing {text_dir} -> {bin_dir}", flush=True)
+    prefixes = [a for s in splits for a in (f"--{s}pref", os.path.join(text_dir, f"{s}.txt"))]
     subprocess.run(
-        [os.path.join(BIN, "fairseq-preprocess"), "--only-source",
-         "--trainpref", os.path.join(text_dir, "train.txt"),
-         "--validpref", os.path.join(text_dir, "valid.txt"),
+        [os.path.join(BIN, "fairseq-preprocess"), "--only-source", *prefixes,
          "--destdir", bin_dir, "--workers", "2"],
         check=True, stdout=subprocess.DEVNULL,
     )

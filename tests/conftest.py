@@ -1,18 +1,24 @@
-"""Shared unit-test fixtures: a tiny dictionary, a tiny real model, batches made by the
-real ``SentenceDataset.collater``, and the real criterion."""
+"""Shared test fixtures: a tiny dictionary, a tiny real model, batches made by the
+real ``SentenceDataset.collater``, the real criterion, and (session-wide) small
+checkpoints trained through the real CLIs."""
 
 import dataclasses
 import os
 import sys
+import types
 
 import pytest
 import torch
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
+for path in (REPO_ROOT, TESTS_DIR):  # the package, and cli_utils
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 from fairseq.data import Dictionary  # noqa: E402
+
+import cli_utils as cu  # noqa: E402
 
 import fairseq_seqvae  # noqa: E402,F401  (registers model, criterion, task)
 from fairseq_seqvae.criterions.seqvae_elbo import SeqVAEELBOCriterion  # noqa: E402
@@ -181,10 +187,6 @@ def trained_vae(tmp_path_factory):
     Returns a namespace: ``data`` (binarized dir), ``save_dir`` (holds
     checkpoint_best.pt / checkpoint_last.pt), ``test_lines`` (raw test sentences).
     """
-    import types
-
-    import cli_utils as cu
-
     root = tmp_path_factory.mktemp("trained_vae")
     splits = {"train": (400, 11), "valid": (40, 12), "test": (30, 13)}
     lines = {}
@@ -198,3 +200,15 @@ def trained_vae(tmp_path_factory):
     save_dir = root / "ck"
     cu.train(data, save_dir, "--max-epoch", 2, "--no-epoch-checkpoints", cwd=root)
     return types.SimpleNamespace(data=data, save_dir=save_dir, test_lines=lines["test"])
+
+
+@pytest.fixture(scope="session")
+def trained_lm(trained_vae, tmp_path_factory):
+    """An LSTM language model (--latent-dim 0) trained one epoch on ``trained_vae``'s
+    data: the same namespace, with its own ``save_dir``."""
+    root = tmp_path_factory.mktemp("trained_lm")
+    save_dir = root / "ck"
+    cu.train(trained_vae.data, save_dir, "--max-epoch", 1, "--no-epoch-checkpoints",
+             "--latent-dim", 0, cwd=root)
+    return types.SimpleNamespace(data=trained_vae.data, save_dir=save_dir,
+                                 test_lines=trained_vae.test_lines)

@@ -129,12 +129,8 @@ def json_results(proc):
 
 
 @pytest.fixture(scope="module")
-def lm_checkpoint(trained_vae, tmp_path_factory):
-    """An LSTM LM (--latent-dim 0) trained on the same data as ``trained_vae``."""
-    root = tmp_path_factory.mktemp("lm")
-    cu.train(trained_vae.data, root / "ck", "--max-epoch", 1, "--no-epoch-checkpoints",
-             "--latent-dim", 0, cwd=root)
-    return root / "ck" / "checkpoint_best.pt"
+def lm_checkpoint(trained_lm):
+    return trained_lm.save_dir / "checkpoint_best.pt"
 
 
 def test_seqvae_eval_table_and_json(trained_vae, lm_checkpoint, tmp_path):

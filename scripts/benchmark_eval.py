@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Evaluation-speed benchmark: importance-weighted NLL with k samples (default 500)
+on the PTB test set, batched as seqvae-eval does it, against the reference protocol
+(He et al. 2019's code: one sentence at a time, samples in chunks of 100), in the
+same run. Prints sentences/s and the projected time for the whole test set.
+
+The model is seqvae_lstm_ptb (or --arch) after one training update, or a checkpoint
+given with --path: the speed does not depend on the weights. The reference code
+takes 0.843 s per PTB test sentence at k=500 on this kind of 2-core CPU
+(../shared/docs/PERFORMANCE_BASELINE.md). Timings on a shared machine are noisy:
+run on an idle machine and compare ratios taken in one run.
+
+    python scripts/benchmark_eval.py --data ../shared/data/ptb
+    python scripts/benchmark_eval.py --sentences 500 --max-tokens 20000,40000,80000
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from benchmark_train import BIN, REPO, binarize
+
+from fairseq_seqvae.evaluate import evaluate_dataset, load_split
+from fairseq_seqvae.hub import SeqVAE
+
+REFERENCE_S_PER_SENTENCE = 0.843
+
+
+def one_update_checkpoint(bin_dir: str, arch: str, save_dir: str) -> str:
+    subprocess.run(
+        [os.path.join(BIN, "fairseq-train"), bin_dir,
+         "--user-dir", os.path.join(REPO, "fairseq_seqvae"),
+         "--task", "seqvae_language_modeling", "--arch", arch, "--criterion", "seqvae_elbo",
+         "--optimizer", "adam", "--lr", "0.001", "--batch-size", "32", "--max-update", "1",
+         "--disable-validation", "--save-dir", save_dir, "--no-progress-bar"]
+        + (["--cpu"] if not torch.cuda.is_available() else []),
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return os.path.join(save_dir, "checkpoint_last.pt")
+
+
+def timed(model, dataset, device, **kwargs):
+    torch.manual_seed(1)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.time()
+    result = evaluate_dataset(model, dataset, device=device, **kwargs)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.time() - start, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "ptb"),
+                        help="PTB text directory (train/valid/test.txt); default ../shared/data/ptb")
+    parser.add_argument("--bin-dir", default=os.path.join(REPO, "data-bin", "ptb"),
+                        help="where to binarize it once (default data-bin/ptb, git-ignored)")
+    parser.add_argument("--path", help="checkpoint to time (default: --arch after one update)")
+    parser.add_argument("--arch", default="seqvae_lstm_ptb", help="default seqvae_lstm_ptb")
+    parser.add_argument("-k", type=int, default=500, help="importance samples (default 500)")
+    parser.add_argument("--sentences", type=int, default=200,
+                        help="first N test sentences timed batched (default 200)")
+    parser.add_argument("--reference-sentences", type=int, default=10,
+                        help="first N test sentences timed one at a time (default 10; 0 skips)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
+    parser.add_argument("--max-tokens", default="40000",
+                        help="comma-separated decoder positions per forward pass to try "
+                        "(default 40000, seqvae-eval's default)")
+    parser.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
+    args = parser.parse_args()
+
+    device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
+    binarize(os.path.abspath(args.data), args.bin_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.path or one_update_checkpoint(args.bin_dir, args.arch, tmp)
+        vae = SeqVAE.from_pretrained(path, args.bin_dir, device=device)
+    test = load_split(vae.task, "test")
+    total = len(test)
+
+    rows = []
+    if args.reference_sentences > 0:
+        subset = load_split(vae.task, "test", args.reference_sentences)
+        longest = int(subset.sizes.max())
+        secs, _ = timed(vae.model, subset, device, k=args.k, batch_size=1,
+                        max_tokens=100 * longest)
+        rows.append(("one at a time, chunks of 100", len(subset), secs))
+    subset = load_split(vae.task, "test", args.sentences)
+    for max_tokens in [int(m) for m in args.max_tokens.split(",")]:
+        secs, _ = timed(vae.model, subset, device, k=args.k, batch_size=args.batch_size,
+                        max_tokens=max_tokens)
+        rows.append((f"batch {args.batch_size}, max-tokens {max_tokens}", len(subset), secs))
+
+    threads = torch.get_num_threads() if device == "cpu" else "-"
+    print(f"\nIW-NLL, k={args.k}, {args.arch if not args.path else path} on {device} "
+          f"(torch threads {threads}); PTB test = {total} sentences")
+    print(f"| mode | sentences | seconds | sentences/s | s/sentence | whole test set |")
+    print(f"|---|---:|---:|---:|---:|---:|")
+    for mode, n, secs in rows:
+        print(f"| {mode} | {n} | {secs:.1f} | {n / secs:.2f} | {secs / n:.3f} | "
+              f"{secs / n * total / 60:.1f} min |")
+    print(f"| reference code (PERFORMANCE_BASELINE.md) | - | - | "
+          f"{1 / REFERENCE_S_PER_SENTENCE:.2f} | {REFERENCE_S_PER_SENTENCE:.3f} | "
+          f"{REFERENCE_S_PER_SENTENCE * total / 60:.1f} min |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
