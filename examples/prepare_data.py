@@ -43,7 +43,8 @@ NUM_SPECIALS = 4
 # padding symbols fairseq-preprocess adds with --padding-factor > 1
 PADDING_SYMBOL = re.compile(r"madeupword\d{4}$")
 # "SHA256 (ptb.train.txt) = <hex>": the BSD tagged format of `sha256sum --tag`
-CHECKSUM_LINE = re.compile(r"^(?P<algo>[A-Za-z0-9]+) \((?P<file>[^)]+)\) = (?P<digest>[0-9a-fA-F]+)$")
+CHECKSUM_LINE = re.compile(
+    r"^(?P<algo>[A-Za-z0-9]+) \((?P<file>[^)]+)\) = (?P<digest>[0-9a-fA-F]+)$")
 READ_CHUNK = 1 << 20
 
 
@@ -151,7 +152,8 @@ def extract(archive: str, wanted, out_dir: str):
         for member in tar:
             base = os.path.basename(member.name)
             if member.isfile() and base in wanted and base not in found:
-                with tar.extractfile(member) as src, open(os.path.join(out_dir, base), "wb") as dst:
+                target = os.path.join(out_dir, base)
+                with tar.extractfile(member) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, READ_CHUNK)
                 found.add(base)
     if found != set(wanted):
@@ -176,7 +178,8 @@ def read_checksums(path: Optional[str]) -> Dict[str, Dict[str, str]]:
             m = CHECKSUM_LINE.match(line)
             if m is None or m.group("algo").lower() not in hashlib.algorithms_available:
                 raise PrepareError(f"{path}:{number}: not an 'ALGO (file) = digest' line: {line}")
-            known.setdefault(m.group("file"), {})[m.group("algo").lower()] = m.group("digest").lower()
+            digests = known.setdefault(m.group("file"), {})
+            digests[m.group("algo").lower()] = m.group("digest").lower()
     return known
 
 

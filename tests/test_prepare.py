@@ -80,7 +80,8 @@ def test_ptb_real_corpus_verified_and_binarized(tmp_path):
     dest = tmp_path / "bin"
     proc = prepare("ptb", "--data", ptb, "--dest", dest, "--workers", 1, cwd=tmp_path)
     for split in ("train", "valid", "test"):
-        assert f"checksum OK: {ptb / f'{split}.txt'} (md5, sha256 of ptb.{split}.txt)" in proc.stdout
+        ok = f"checksum OK: {ptb / f'{split}.txt'} (md5, sha256 of ptb.{split}.txt)"
+        assert ok in proc.stdout
     info = summary(dest)
     assert info["dictionary"] == {"words": 9998, "specials": 4, "padding": 0, "size": 10002}
     assert info["train_types"] == 9999  # the Mikolov vocabulary: 9,999 words incl. <unk>
@@ -89,7 +90,8 @@ def test_ptb_real_corpus_verified_and_binarized(tmp_path):
         raw = (ptb / f"{split}.txt").read_text().splitlines()
         words = [w for line in raw for w in line.split()]
         stats = info["splits"][split]
-        assert (stats["lines"], stats["sentences"], stats["skipped_empty"]) == (sentences,) * 2 + (0,)
+        assert (stats["lines"], stats["sentences"], stats["skipped_empty"]) == \
+            (sentences, sentences, 0)
         assert stats["tokens"] == len(words)
         assert stats["unk"] == words.count("<unk>") > 0
         assert stats["oov"] == 0  # valid and test use only train words
@@ -109,8 +111,9 @@ def test_checksum_mismatch_fails_unless_no_verify(tmp_path):
     dest = tmp_path / "bin"
     proc = prepare("ptb", "--data", text, "--dest", dest, ok=False, cwd=tmp_path)
     assert "checksum mismatch" in proc.stderr and "--no-verify" in proc.stderr
+    canonical = "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"
     assert (f"{text / 'train.txt'} (as ptb.train.txt): sha256 is {sha256(text / 'train.txt')}, "
-            "expected fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf") in proc.stderr
+            f"expected {canonical}") in proc.stderr
     assert not (dest / "dict.txt").exists()
 
     proc = prepare("ptb", "--data", text, "--dest", dest, "--no-verify", "--workers", 1,
@@ -250,4 +253,5 @@ def test_download_archive_mirror_extracts_and_reuses(tmp_path):
     archive.unlink()  # the second run needs neither the network nor the archive
     proc = prepare("yelp", *args, "--dest", tmp_path / "bin2", cwd=tmp_path)
     assert "using the files downloaded before" in proc.stdout
-    assert (tmp_path / "bin2" / "dict.txt").read_text() == (tmp_path / "bin" / "dict.txt").read_text()
+    assert (tmp_path / "bin2" / "dict.txt").read_text() == \
+        (tmp_path / "bin" / "dict.txt").read_text()

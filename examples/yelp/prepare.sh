@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Verify and binarize Yelp (Yang et al. 2017, He et al. 2019's copy; label column split off) for fairseq-train: data-bin/yelp.
+# Verify and binarize Yelp (Yang et al. 2017, He et al. 2019's copy) for fairseq-train, labels split off: data-bin/yelp.
 #
 # usage: examples/yelp/prepare.sh (--data DIR | --download) [--dest DIR] [--no-verify] [fairseq-preprocess flags...]
 #   --data      directory with yelp.train.txt, yelp.valid.txt, yelp.test.txt (or train.txt, ...), "label<TAB>text" lines
