@@ -11,7 +11,7 @@ takes 0.843 s per PTB test sentence at k=500 on this kind of 2-core CPU
 run on an idle machine and compare ratios taken in one run.
 
     python scripts/benchmark_eval.py --data ../shared/data/ptb
-    python scripts/benchmark_eval.py --sentences 500 --max-tokens 20000,40000,80000
+    python scripts/benchmark_eval.py --sentences 256 --max-tokens 10000,40000,160000
 """
 
 import argparse
@@ -64,10 +64,10 @@ def main():
     parser.add_argument("--path", help="checkpoint to time (default: --arch after one update)")
     parser.add_argument("--arch", default="seqvae_lstm_ptb", help="default seqvae_lstm_ptb")
     parser.add_argument("-k", type=int, default=500, help="importance samples (default 500)")
-    parser.add_argument("--sentences", type=int, default=200,
-                        help="first N test sentences timed batched (default 200)")
-    parser.add_argument("--reference-sentences", type=int, default=10,
-                        help="first N test sentences timed one at a time (default 10; 0 skips)")
+    parser.add_argument("--sentences", type=int, default=64,
+                        help="the first N test sentences are timed in every mode (default 64)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the one-sentence-at-a-time run")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
     parser.add_argument("--max-tokens", default="40000",
                         help="comma-separated decoder positions per forward pass to try "
@@ -83,14 +83,13 @@ def main():
     test = load_split(vae.task, "test")
     total = len(test)
 
+    subset = load_split(vae.task, "test", args.sentences)
     rows = []
-    if args.reference_sentences > 0:
-        subset = load_split(vae.task, "test", args.reference_sentences)
+    if not args.no_reference:
         longest = int(subset.sizes.max())
         secs, _ = timed(vae.model, subset, device, k=args.k, batch_size=1,
                         max_tokens=100 * longest)
         rows.append(("one at a time, chunks of 100", len(subset), secs))
-    subset = load_split(vae.task, "test", args.sentences)
     for max_tokens in [int(m) for m in args.max_tokens.split(",")]:
         secs, _ = timed(vae.model, subset, device, k=args.k, batch_size=args.batch_size,
                         max_tokens=max_tokens)
