@@ -127,6 +127,9 @@ class SeqVAELanguageModelingTask(FairseqTask):
                 f"task seqvae_language_modeling needs a seqvae_lstm model, got "
                 f"{type(model).__name__}"
             )
+        init_encoder_from = utils.safe_getattr(cfg, "init_encoder_from", None)
+        if init_encoder_from and not from_checkpoint:
+            model.load_pretrained_encoder(init_encoder_from)
         return model
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
