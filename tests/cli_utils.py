@@ -175,6 +175,20 @@ def train(data, save_dir, *extra, cwd: Path, **kwargs) -> subprocess.CompletedPr
                cwd, **kwargs)
 
 
+def train_config(data, save_dir, *extra):
+    """The fairseq config that ``fairseq-train`` builds from :func:`train_args`,
+    parsed in this process (for tests that drive fairseq's Trainer directly). The
+    plugin is already imported here, so ``--user-dir`` is left out."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    argv = train_args(data, save_dir, *extra)
+    at = argv.index("--user-dir")
+    del argv[at:at + 2]
+    parser = options.get_training_parser()
+    return convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, input_args=argv))
+
+
 def validate_args(data, path, *extra) -> List[str]:
     """The least fairseq-validate needs for a checkpoint of this plugin: the data
     directory, the task (fairseq's validate parser has no default task) and a batch

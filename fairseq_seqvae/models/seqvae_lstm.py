@@ -342,6 +342,11 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
         # travels in the checkpoint, so data binarized with another dict.txt of the
         # same size is caught on load instead of silently scored
         self.register_buffer("dictionary_hash", dictionary_fingerprint(decoder.dictionary))
+        # [phase, previous validation MI] of the task's aggressive training (He et al.
+        # 2019). A buffer because fairseq 0.12.2's trainer saves the task's state in
+        # checkpoints but never restores it on resume; model buffers are restored, and
+        # broadcast to every rank
+        self.register_buffer("aggressive_state", torch.zeros(2, dtype=torch.float64))
         self.dictionary_path = dictionary_path
 
     @classmethod
@@ -405,6 +410,8 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
         self.num_updates = num_updates
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if "aggressive_state" not in state_dict:  # a checkpoint from before the buffer
+            state_dict = {**state_dict, "aggressive_state": self.aggressive_state}
         key = "decoder.embed_tokens.weight"
         theirs_size = state_dict[key].size(0) if key in state_dict else None
         if theirs_size is not None and (
