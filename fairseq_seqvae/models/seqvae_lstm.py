@@ -73,16 +73,18 @@ class SeqVAELSTMConfig(FairseqDataclass):
     bn_gamma: float = field(
         default=0.0,
         metadata={"help": "BN-VAE (Zhu et al. 2020): batch-normalize the posterior mean "
-                  "with this fixed scale (a learnable shift), which keeps the batch-mean "
-                  "KL at least about latent-dim * gamma^2 / 2 nats per sentence in "
-                  "training. Default 0 (off); Zhu et al. use 0.5-0.7"},
+                  "with this fixed scale (and a learnable shift), which keeps the "
+                  "batch-mean KL in training at least latent-dim * gamma^2 / 2 nats per "
+                  "sentence while the raw means vary across the batch by much more than "
+                  "BN's eps (1e-5). Default 0 (off)"},
     )
     init_encoder_from: Optional[str] = field(
         default=None,
         metadata={"help": "checkpoint whose encoder (embedding, LSTM, posterior layer) "
-                  "initializes this model's encoder when training starts; the decoder "
-                  "starts fresh (Li et al. 2019's autoencoder pretraining). Read only by "
-                  "a new run, not when resuming or evaluating. Default none"},
+                  "initializes this model's encoder; the decoder starts fresh (Li et al. "
+                  "2019's autoencoder pretraining). fairseq-train reads it whenever it "
+                  "builds the model (a resumed run then loads its own checkpoint over "
+                  "it); evaluation does not. Default none"},
     )
     decoder_embed_dim: int = field(
         default=256, metadata={"help": "decoder word embedding size (default 256)"}
