@@ -73,6 +73,22 @@ def write_lines(path: Path, lines: Iterable[str]) -> Path:
     return path
 
 
+def synthetic_text(root: Path, **sizes: int) -> Path:
+    """``root/<split>.txt`` of ``n`` synthetic sentences for each ``split=n`` (seeds 1,
+    2, ... in the order given); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for seed, (split, n) in enumerate(sizes.items(), 1):
+        write_lines(root / f"{split}.txt", synthetic_sentences(n, seed=seed))
+    return root
+
+
+def binarized_synthetic(root: Path, train: int, valid: int) -> Path:
+    """A synthetic corpus binarized by fairseq-preprocess into ``root/bin``."""
+    synthetic_text(root, train=train, valid=valid)
+    return preprocess(root / "bin", root, trainpref=root / "train.txt",
+                      validpref=root / "valid.txt")
+
+
 def with_empty_lines(lines: Sequence[str], every: int) -> List[str]:
     """A copy of ``lines`` with an empty line after every ``every``-th line."""
     out = []

@@ -71,11 +71,7 @@ def test_switch_off_rule():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aggressive_corpus")
-    cu.write_lines(root / "train.txt", cu.synthetic_sentences(200, seed=1))
-    cu.write_lines(root / "valid.txt", cu.synthetic_sentences(40, seed=2))
-    return cu.preprocess(root / "bin", root, trainpref=root / "train.txt",
-                         validpref=root / "valid.txt")
+    return cu.binarized_synthetic(tmp_path_factory.mktemp("aggressive_corpus"), 200, 40)
 
 
 def make_trainer(data, tmp_path, *extra):

@@ -52,11 +52,7 @@ METHODS = {
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("baselines_corpus")
-    cu.write_lines(root / "train.txt", cu.synthetic_sentences(300, seed=1))
-    cu.write_lines(root / "valid.txt", cu.synthetic_sentences(60, seed=2))
-    return cu.preprocess(root / "bin", root, trainpref=root / "train.txt",
-                         validpref=root / "valid.txt")
+    return cu.binarized_synthetic(tmp_path_factory.mktemp("baselines_corpus"), 300, 60)
 
 
 def check_objective(row, beta, free_bits):
@@ -77,7 +73,9 @@ def train_rows(proc):
     return cu.by_update(cu.json_log(proc.stdout, "train_inner"))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", [
+    pytest.param(m, marks=pytest.mark.slow) if m == "aggressive" else m for m in sorted(METHODS)
+])
 def test_method_trains_and_resumes(method, data, tmp_path):
     flags, beta, free_bits = METHODS[method]
     ck = tmp_path / "ck"
@@ -193,10 +191,7 @@ def test_autoencoder_pretraining_recipe(tmp_path):
     """examples/ptb/pretrain_ae.sh: stage 1 trains with beta = 0, stage 2 starts from
     stage 1's encoder with a fresh decoder and free bits; --init-encoder-from copies
     exactly the encoder."""
-    text = tmp_path / "text"
-    text.mkdir()
-    for split, n in (("train", 120), ("valid", 30), ("test", 30)):
-        cu.write_lines(text / f"{split}.txt", cu.synthetic_sentences(n, seed=len(split)))
+    text = cu.synthetic_text(tmp_path / "text", train=120, valid=30, test=30)
     save = tmp_path / "ck"
     proc = cu.run(["bash", RECIPE, "--data", text, "--bin-dir", tmp_path / "bin",
                    "--save-dir", save, "--free-bits", 0.5,
@@ -240,10 +235,7 @@ def test_autoencoder_pretraining_recipe(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_methods_prints_the_table(tmp_path):
-    text = tmp_path / "text"
-    text.mkdir()
-    for split, n in (("train", 200), ("valid", 20)):
-        cu.write_lines(text / f"{split}.txt", cu.synthetic_sentences(n, seed=len(split)))
+    text = cu.synthetic_text(tmp_path / "text", train=200, valid=20)
     proc = cu.run([sys.executable, cu.REPO / "scripts" / "benchmark_methods.py",
                    "--data", text, "--bin-dir", tmp_path / "bin", "--arch", "seqvae_lstm_tiny",
                    "--methods", "standard,aggressive", "--updates", 4, "--log-interval", 1,
