@@ -190,13 +190,17 @@ RECIPE = cu.REPO / "examples" / "ptb" / "pretrain_ae.sh"
 def test_autoencoder_pretraining_recipe(tmp_path):
     """examples/ptb/pretrain_ae.sh: stage 1 trains with beta = 0, stage 2 starts from
     stage 1's encoder with a fresh decoder and free bits; --init-encoder-from copies
-    exactly the encoder."""
+    exactly the encoder; both stages resume."""
     text = cu.synthetic_text(tmp_path / "text", train=120, valid=30, test=30)
     save = tmp_path / "ck"
-    proc = cu.run(["bash", RECIPE, "--data", text, "--bin-dir", tmp_path / "bin",
-                   "--save-dir", save, "--free-bits", 0.5,
-                   "--arch", "seqvae_lstm_tiny", "--max-update", 3, "--cpu",
-                   "--log-format", "json", "--log-interval", 1], tmp_path)
+
+    def recipe(max_update):
+        return cu.run(["bash", RECIPE, "--data", text, "--bin-dir", tmp_path / "bin",
+                       "--save-dir", save, "--free-bits", 0.5,
+                       "--arch", "seqvae_lstm_tiny", "--max-update", max_update, "--cpu",
+                       "--log-format", "json", "--log-interval", 1], tmp_path)
+
+    proc = recipe(3)
     rows = cu.json_log(proc.stdout, "train_inner")
     assert [r["num_updates"] for r in rows] == [1, 2, 3, 1, 2, 3]
     ae, vae = rows[:3], rows[3:]
@@ -207,6 +211,16 @@ def test_autoencoder_pretraining_recipe(tmp_path):
     ae_ckpt = save / "ae" / "checkpoint_best.pt"
     assert f"encoder initialized from {ae_ckpt}" in proc.stdout
     assert (save / "vae" / "checkpoint_last.pt").is_file()
+
+    # both stages resume from their own checkpoints (stage 2 reads stage 1's encoder
+    # again when it builds the model, then loads its own checkpoint over it)
+    resumed = recipe(4)
+    for stage in ("ae", "vae"):
+        assert f"Loaded checkpoint {save}/{stage}/checkpoint_last.pt (epoch 1 @ 3 updates)" \
+            in resumed.stdout
+    rows = cu.json_log(resumed.stdout, "train_inner")
+    assert [r["num_updates"] for r in rows] == [4, 4]
+    assert rows[0]["kl_weight"] == 0 and rows[1]["kl_weight"] > 0
 
     # what stage 2 starts from: stage 1's encoder, and the decoder a new run would have
     ae_params = torch.load(ae_ckpt, weights_only=False)["model"]
