@@ -45,38 +45,60 @@ def binarize(text_dir: str, bin_dir: str) -> None:
     )
 
 
-def train_throughput(bin_dir, arch, precision, batch_size, max_tokens, updates, log_interval):
-    """Runs fairseq-train; returns (median tokens/s over logged intervals after the
-    first, seconds per update)."""
+def fairseq_train_stats(bin_dir, flags, updates, log_interval):
+    """Runs fairseq-train for ``updates`` updates (SGD, clip 5, no validation, no
+    checkpoints) with ``flags`` added; returns, over the logged intervals after the
+    first (a warm-up), the medians ``tokens_per_s`` (target tokens of the updates'
+    batches) and ``s_per_update`` and the mean ``inner_steps`` per update
+    (--aggressive, else None); plus ``batches_per_epoch`` and the run's ``wall_s``."""
     cmd = [
         os.path.join(BIN, "fairseq-train"), bin_dir,
         "--user-dir", os.path.join(REPO, "fairseq_seqvae"),
-        "--task", "seqvae_language_modeling", "--arch", arch,
-        "--criterion", "seqvae_elbo", "--cpu",
+        "--task", "seqvae_language_modeling", "--criterion", "seqvae_elbo", "--cpu",
         "--optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5.0",
         "--max-update", str(updates), "--seed", "1",
         "--disable-validation", "--no-save", "--num-workers", "0",
         "--log-format", "json", "--log-interval", str(log_interval), "--no-progress-bar",
+        *flags,
     ]
-    if batch_size:
-        cmd += ["--batch-size", str(batch_size)]
-    if max_tokens:
-        cmd += ["--max-tokens", str(max_tokens)]
-    if precision == "bf16":
-        cmd += ["--bf16-autocast"]
+    start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(cmd + ["--save-dir", tmp], capture_output=True, text=True)
+    wall = time.time() - start
     if out.returncode != 0:
         sys.exit(f"fairseq-train failed:\n{out.stderr[-3000:]}")
-    wps, ups = [], []
+    records, batches = [], None
     for line in (out.stdout + out.stderr).splitlines():
         if "| train_inner |" in line:
-            stats = json.loads(line.split("| train_inner |", 1)[1])
-            wps.append(float(stats["wps"]))
-            ups.append(float(stats["ups"]))
-    if len(wps) < 2:
+            records.append(json.loads(line.split("| train_inner |", 1)[1]))
+        elif "grouped total_num_itrs = " in line:
+            batches = int(line.rsplit("=", 1)[1])
+    if len(records) < 2:
         sys.exit("too few logged intervals: raise --updates or lower --log-interval")
-    return statistics.median(wps[1:]), 1.0 / statistics.median(ups[1:])
+    records = records[1:]
+    # fairseq rounds ups to 2 decimals; tokens per update / tokens per s is finer
+    s_per_update = [float(r["wpb"]) / float(r["wps"]) for r in records]
+    inner = [float(r["inner_steps"]) for r in records if "inner_steps" in r]
+    return {
+        "tokens_per_s": statistics.median(float(r["wps"]) for r in records),
+        "s_per_update": statistics.median(s_per_update),
+        "inner_steps": statistics.mean(inner) if inner else None,
+        "batches_per_epoch": batches,
+        "wall_s": wall,
+    }
+
+
+def train_throughput(bin_dir, arch, precision, batch_size, max_tokens, updates, log_interval):
+    """(median tokens/s over logged intervals after the first, seconds per update)."""
+    flags = ["--arch", arch]
+    if batch_size:
+        flags += ["--batch-size", str(batch_size)]
+    if max_tokens:
+        flags += ["--max-tokens", str(max_tokens)]
+    if precision == "bf16":
+        flags += ["--bf16-autocast"]
+    stats = fairseq_train_stats(bin_dir, flags, updates, log_interval)
+    return stats["tokens_per_s"], stats["s_per_update"]
 
 
 def main():

@@ -73,6 +73,22 @@ def write_lines(path: Path, lines: Iterable[str]) -> Path:
     return path
 
 
+def synthetic_text(root: Path, **sizes: int) -> Path:
+    """``root/<split>.txt`` of ``n`` synthetic sentences for each ``split=n`` (seeds 1,
+    2, ... in the order given); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for seed, (split, n) in enumerate(sizes.items(), 1):
+        write_lines(root / f"{split}.txt", synthetic_sentences(n, seed=seed))
+    return root
+
+
+def binarized_synthetic(root: Path, train: int, valid: int) -> Path:
+    """A synthetic corpus binarized by fairseq-preprocess into ``root/bin``."""
+    synthetic_text(root, train=train, valid=valid)
+    return preprocess(root / "bin", root, trainpref=root / "train.txt",
+                      validpref=root / "valid.txt")
+
+
 def with_empty_lines(lines: Sequence[str], every: int) -> List[str]:
     """A copy of ``lines`` with an empty line after every ``every``-th line."""
     out = []
@@ -175,6 +191,20 @@ def train(data, save_dir, *extra, cwd: Path, **kwargs) -> subprocess.CompletedPr
     """``fairseq-train`` with :func:`train_args`."""
     return run([console_script("fairseq-train"), *train_args(data, save_dir, *extra)],
                cwd, **kwargs)
+
+
+def train_config(data, save_dir, *extra):
+    """The fairseq config that ``fairseq-train`` builds from :func:`train_args`,
+    parsed in this process (for tests that drive fairseq's Trainer directly). The
+    plugin is already imported here, so ``--user-dir`` is left out."""
+    from fairseq import options
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    argv = train_args(data, save_dir, *extra)
+    at = argv.index("--user-dir")
+    del argv[at:at + 2]
+    parser = options.get_training_parser()
+    return convert_namespace_to_omegaconf(options.parse_args_and_arch(parser, input_args=argv))
 
 
 def validate_args(data, path, *extra) -> List[str]:

@@ -9,12 +9,14 @@ z is concatenated to every input embedding and also sets the initial LSTM state.
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fairseq import checkpoint_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
@@ -27,6 +29,7 @@ from fairseq.utils import safe_getattr
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from fairseq_seqvae.modules.fixed_scale_batch_norm import FixedScaleBatchNorm
 from fairseq_seqvae.modules.gaussian import reparameterize
 from fairseq_seqvae.modules.poolers import POOLERS
 
@@ -67,6 +70,22 @@ class SeqVAELSTMConfig(FairseqDataclass):
         metadata={"help": "size of the Gaussian latent z (default 32); 0 gives an LSTM "
                   "language model with the same decoder (no encoder, no KL)"},
     )
+    bn_gamma: float = field(
+        default=0.0,
+        metadata={"help": "BN-VAE (Zhu et al. 2020): batch-normalize the posterior mean "
+                  "with this fixed scale (and a learnable shift), which keeps the "
+                  "batch-mean KL in training at least latent-dim * gamma^2 / 2 nats per "
+                  "sentence while the raw means vary across the batch by much more than "
+                  "BN's eps (1e-5). Default 0 (off)"},
+    )
+    init_encoder_from: Optional[str] = field(
+        default=None,
+        metadata={"help": "checkpoint whose encoder (embedding, LSTM, posterior layer) "
+                  "initializes this model's encoder; the decoder starts fresh (Li et al. "
+                  "2019's autoencoder pretraining). fairseq-train reads it whenever it "
+                  "builds the model (a resumed run then loads its own checkpoint over "
+                  "it); evaluation does not. Default none"},
+    )
     decoder_embed_dim: int = field(
         default=256, metadata={"help": "decoder word embedding size (default 256)"}
     )
@@ -103,6 +122,17 @@ def dictionary_fingerprint(dictionary) -> Tensor:
     return torch.tensor(int.from_bytes(digest[:8], "little", signed=True))
 
 
+def state_mismatch(mine: Dict[str, Tensor], theirs: Dict[str, Tensor]) -> str:
+    """'' if two state dicts have the same keys and shapes, else what differs."""
+    mine = {k: tuple(v.shape) for k, v in mine.items()}
+    theirs = {k: tuple(v.shape) for k, v in theirs.items()}
+    if mine == theirs:
+        return ""
+    differ = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+    return (f"missing {sorted(mine.keys() - theirs.keys())[:5]}, unexpected "
+            f"{sorted(theirs.keys() - mine.keys())[:5]}, other shapes {differ[:5]}")
+
+
 def _uniform_init(module: nn.Module, scale: float):
     for name, param in module.named_parameters():
         bound = 10 * scale if "embed_tokens" in name else scale
@@ -126,6 +156,7 @@ class SeqVAEEncoder(FairseqEncoder):
         dropout: float,
         pooling: str,
         latent_dim: int,
+        bn_gamma: float = 0.0,
     ):
         super().__init__(dictionary)
         self.latent_dim = latent_dim
@@ -144,6 +175,7 @@ class SeqVAEEncoder(FairseqEncoder):
         )
         self.feature_dim = hidden_dim * (2 if bidirectional else 1)
         self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
+        self.mean_bn = FixedScaleBatchNorm(latent_dim, bn_gamma) if bn_gamma > 0 else None
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, sample_z: bool = True):
         """
@@ -180,6 +212,8 @@ class SeqVAEEncoder(FairseqEncoder):
             states = states.masked_fill(padding_mask.unsqueeze(-1), 0.0)
         pooled = self.dropout(self.pool(states, padding_mask, final))
         mean, logvar = self.to_posterior(pooled).chunk(2, dim=-1)  # B x Z each
+        if self.mean_bn is not None:
+            mean = self.mean_bn(mean)
         z = reparameterize(mean, logvar) if sample_z else mean
         return {"z": z, "mean": mean, "logvar": logvar, "pooled": pooled}
 
@@ -310,10 +344,22 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
         # travels in the checkpoint, so data binarized with another dict.txt of the
         # same size is caught on load instead of silently scored
         self.register_buffer("dictionary_hash", dictionary_fingerprint(decoder.dictionary))
+        # [phase, previous validation MI] of the task's aggressive training (He et al.
+        # 2019). A buffer because fairseq 0.12.2's trainer saves the task's state in
+        # checkpoints but never restores it on resume; model buffers are restored, and
+        # broadcast to every rank
+        self.register_buffer("aggressive_state", torch.zeros(2, dtype=torch.float64))
         self.dictionary_path = dictionary_path
 
     @classmethod
     def build_model(cls, cfg: SeqVAELSTMConfig, task):
+        if cfg.bn_gamma < 0:
+            raise ValueError(f"--bn-gamma must be >= 0 (0 turns BN-VAE off), got {cfg.bn_gamma}")
+        if cfg.bn_gamma > 0 and cfg.latent_dim == 0:
+            raise ValueError("--bn-gamma needs a latent variable (--latent-dim > 0)")
+        if cfg.init_encoder_from and cfg.latent_dim == 0:
+            raise ValueError("--init-encoder-from needs a model with an encoder "
+                             "(--latent-dim > 0)")
         dictionary = task.source_dictionary
         encoder = SeqVAEEncoder(
             dictionary,
@@ -324,6 +370,7 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
             dropout=cfg.encoder_dropout,
             pooling=cfg.pooling,
             latent_dim=cfg.latent_dim,
+            bn_gamma=cfg.bn_gamma,
         )
         decoder = SeqVAEDecoder(
             dictionary,
@@ -365,6 +412,8 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
         self.num_updates = num_updates
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if "aggressive_state" not in state_dict:  # a checkpoint from before the buffer
+            state_dict = {**state_dict, "aggressive_state": self.aggressive_state}
         key = "decoder.embed_tokens.weight"
         theirs_size = state_dict[key].size(0) if key in state_dict else None
         if theirs_size is not None and (
@@ -380,16 +429,38 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
                 f"({len(self.decoder.dictionary)} symbols); use the data directory "
                 f"(dict.txt) the checkpoint was trained with"
             )
-        mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        theirs = {k: tuple(v.shape) for k, v in state_dict.items()}
-        if strict and mine != theirs:
-            differ = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+        mismatch = state_mismatch(self.state_dict(), state_dict)
+        if strict and mismatch:
             raise ValueError(
                 "checkpoint does not match this seqvae_lstm model (another architecture "
-                f"or size?): missing {sorted(mine.keys() - theirs.keys())[:5]}, unexpected "
-                f"{sorted(theirs.keys() - mine.keys())[:5]}, other shapes {differ[:5]}"
+                f"or size?): {mismatch}"
             )
         return super().load_state_dict(state_dict, strict, model_cfg, args)
+
+    def load_pretrained_encoder(self, path: str):
+        """Copies the encoder of the checkpoint at ``path`` (``--init-encoder-from``)
+        into this model; the decoder keeps its fresh initialization."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--init-encoder-from: no checkpoint at {path}")
+        theirs = checkpoint_utils.load_checkpoint_to_cpu(path)["model"]
+        if "dictionary_hash" in theirs and not torch.equal(
+            theirs["dictionary_hash"], self.dictionary_hash
+        ):
+            raise ValueError(
+                f"--init-encoder-from: {path} was trained with another dictionary than "
+                f"{self.dictionary_path}; use the data directory it was trained with"
+            )
+        prefix = "encoder."
+        encoder_state = {k[len(prefix):]: v for k, v in theirs.items() if k.startswith(prefix)}
+        mismatch = state_mismatch(self.encoder.state_dict(), encoder_state)
+        if mismatch:
+            raise ValueError(
+                f"--init-encoder-from: the encoder in {path} does not match this model's "
+                f"(another size, --bn-gamma on in one only, or an LSTM LM?): {mismatch}"
+            )
+        self.encoder.load_state_dict(encoder_state)
+        logger.info(f"encoder initialized from {path} ({len(encoder_state)} tensors); "
+                    f"decoder freshly initialized")
 
 
 def base_architecture(args):
@@ -401,6 +472,8 @@ def base_architecture(args):
     args.encoder_dropout = safe_getattr(args, "encoder_dropout", 0.0)
     args.pooling = safe_getattr(args, "pooling", "max")
     args.latent_dim = safe_getattr(args, "latent_dim", 32)
+    args.bn_gamma = safe_getattr(args, "bn_gamma", 0.0)
+    args.init_encoder_from = safe_getattr(args, "init_encoder_from", None)
     args.decoder_embed_dim = safe_getattr(args, "decoder_embed_dim", 256)
     args.decoder_hidden_dim = safe_getattr(args, "decoder_hidden_dim", 256)
     args.decoder_layers = safe_getattr(args, "decoder_layers", 1)

@@ -1,0 +1,263 @@
+"""The baselines through the real fairseq-train on a tiny corpus, on CPU: beta-VAE,
+linear and cyclical KL annealing, free bits, BN-VAE and aggressive training each train
+for a few updates and resume; aggressive mode's switch-off through validation (and
+that it survives a resume), on 2 processes; the autoencoder-pretraining recipe; the
+timing harness."""
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
+import cli_utils as cu  # noqa: E402
+
+from fairseq import tasks  # noqa: E402
+
+LATENT_DIM = 4  # seqvae_lstm_tiny
+N = 3  # updates before the resume point, and after it
+HE_STOPS = {30, 45, 60, 75, 90, 100}  # inner-loop lengths with He et al.'s 15 / 100
+KL_START, KL_MAX, WARMUP = 0.2, 1.0, 8
+LINEAR = ["--kl-schedule", "linear", "--kl-start", KL_START, "--kl-max", KL_MAX,
+          "--kl-warmup-updates", WARMUP]
+CYCLE, RATIO = 4, 0.5
+CYCLICAL = ["--kl-schedule", "cyclical", "--kl-start", 0.0, "--kl-max", 1.0,
+            "--kl-cycle-updates", CYCLE, "--kl-cycle-ratio", RATIO]
+
+
+# reference schedules (Bowman et al. 2016; Fu et al. 2019), independent of the plugin
+def linear_beta(k):
+    return KL_START + (KL_MAX - KL_START) * min(1.0, k / WARMUP)
+
+
+def cyclical_beta(k):
+    return min(1.0, (k % CYCLE) / CYCLE / RATIO)
+
+
+# method: (fairseq-train flags, beta after k updates, free bits in nats per dimension)
+METHODS = {
+    "beta_vae": (["--pooling", "last", "--kl-schedule", "constant", "--kl-max", 0.5],
+                 lambda k: 0.5, 0.0),
+    "linear_free_bits": (["--pooling", "max", *LINEAR, "--free-bits", 0.5], linear_beta, 0.5),
+    "cyclical_free_bits": (["--pooling", "last", *CYCLICAL, "--free-bits", 0.25],
+                           cyclical_beta, 0.25),
+    "bn_vae": (["--pooling", "mean", *LINEAR, "--bn-gamma", 0.6], linear_beta, 0.0),
+    # validation at N in both the resumed and the uninterrupted run, so they compare
+    "aggressive": (["--pooling", "last", *LINEAR, "--aggressive",
+                    "--validate-interval-updates", N], linear_beta, 0.0),
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return cu.binarized_synthetic(tmp_path_factory.mktemp("baselines_corpus"), 300, 60)
+
+
+def check_objective(row, beta, free_bits):
+    """The logged loss (bits per target token) against rec and kl (nats per sentence):
+    rec + beta * KL, and with free bits lambda between rec + beta * max(KL, Z * lambda)
+    and rec + beta * (KL + Z * lambda) (each dimension's KL is raised to lambda)."""
+    objective = row["loss"] * math.log(2) * row["wpb"] / row["bsz"]  # nats per sentence
+    low = row["rec"] + beta * max(row["kl"], LATENT_DIM * free_bits)
+    high = row["rec"] + beta * (row["kl"] + LATENT_DIM * free_bits)
+    tol = 1e-3 * objective + 2e-3
+    assert low - tol <= objective <= high + tol, (
+        f"update {row['num_updates']}: objective {objective:.4f} nats/sentence outside "
+        f"[{low:.4f}, {high:.4f}] (beta {beta}, free bits {free_bits})"
+    )
+
+
+def train_rows(proc):
+    return cu.by_update(cu.json_log(proc.stdout, "train_inner"))
+
+
+@pytest.mark.parametrize("method", [
+    pytest.param(m, marks=pytest.mark.slow) if m == "aggressive" else m for m in sorted(METHODS)
+])
+def test_method_trains_and_resumes(method, data, tmp_path):
+    flags, beta, free_bits = METHODS[method]
+    ck = tmp_path / "ck"
+    first = cu.train(data, ck, *flags, "--max-update", N, cwd=tmp_path)
+    second = cu.train(data, ck, *flags, "--max-update", 2 * N, cwd=tmp_path)
+    assert f"Loaded checkpoint {ck}/checkpoint_last.pt (epoch 1 @ {N} updates)" in second.stdout
+    rows = {**train_rows(first), **train_rows(second)}
+    assert sorted(rows) == list(range(1, 2 * N + 1))
+    for k, row in rows.items():
+        cu.assert_finite(row, ["loss", "rec", "kl", "elbo", "kl_weight"])
+        # the k-th update runs after k - 1 updates
+        assert row["kl_weight"] == pytest.approx(beta(k - 1), abs=1e-4), f"update {k}"
+        check_objective(row, beta(k - 1), free_bits)
+    (valid,) = [r for r in cu.json_log(second.stdout, "valid") if r["valid_num_updates"] == 2 * N]
+    cu.assert_finite(valid, ["valid_elbo", "valid_kl", "valid_mi", "valid_au"])
+    params = torch.load(ck / "checkpoint_last.pt", weights_only=False)["model"]
+    assert ("encoder.mean_bn.shift" in params) == (method == "bn_vae")
+    if method != "aggressive":
+        assert all("inner_steps" not in row for row in rows.values())
+        return
+
+    # aggressive: the inner loop ran before every update until the validation at N
+    for k in range(1, N + 1):
+        assert rows[k]["inner_steps"] in HE_STOPS, f"update {k}: {rows[k]['inner_steps']}"
+    # and resuming is exact: the same metrics as an uninterrupted run, same parameters
+    straight = cu.train(data, tmp_path / "straight", *flags, "--max-update", 2 * N,
+                        cwd=tmp_path)
+    once = train_rows(straight)
+    for k in range(N + 1, 2 * N + 1):
+        for key in ("inner_steps", "loss", "rec", "kl", "gnorm", "bsz"):
+            assert rows[k][key] == once[k][key], f"update {k}: {key} differs after resume"
+    theirs = torch.load(tmp_path / "straight" / "checkpoint_last.pt", weights_only=False)["model"]
+    for key in params:
+        assert torch.equal(params[key], theirs[key]), f"{key} differs after resume"
+
+
+def test_aggressive_mode_ends_when_valid_mi_falls_and_stays_off(data, tmp_path):
+    """Validation after every update: aggressive mode (inner steps > 0) lasts exactly
+    until the first validation whose MI is below the previous one (the first is
+    compared with 0, as He et al.), then stays off, also in a resumed run."""
+    ck = tmp_path / "ck"
+    flags = ["--aggressive", "--pooling", "last", *LINEAR, "--validate-interval-updates", 1]
+    first = cu.train(data, ck, *flags, "--max-update", 8, cwd=tmp_path)
+    rows = train_rows(first)
+    valid = {int(r["valid_num_updates"]): r for r in cu.json_log(first.stdout, "valid")}
+    assert sorted(valid) == list(range(1, 9))
+    mis = {k: r["valid_mi"] for k, r in valid.items()}
+    off = [k for k in sorted(valid) if valid[k]["valid_aggressive"] == 0]
+    assert off, f"setup: the valid MI should fall within 8 validations: {mis}"
+    k_off = off[0]
+    assert off == list(range(k_off, 9)), "aggressive mode came back on"
+    previous = 0.0
+    for k in range(1, k_off):
+        assert mis[k] >= previous - 1e-3, f"update {k}: MI fell but aggressive stayed on"
+        previous = mis[k]
+    assert mis[k_off] <= previous + 1e-3  # the log rounds MI to 3 decimals
+    assert first.stdout.count("aggressive training ends: valid MI") == 1
+    for k, row in rows.items():
+        if k <= k_off:
+            assert row["inner_steps"] in HE_STOPS, f"update {k}: {row['inner_steps']}"
+        else:
+            assert row["inner_steps"] == 0, f"update {k}: inner loop after switch-off"
+
+    second = cu.train(data, ck, *flags, "--max-update", 10, cwd=tmp_path)
+    assert "Loaded checkpoint" in second.stdout and "@ 8 updates)" in second.stdout
+    rows = train_rows(second)
+    assert sorted(rows) == [9, 10]
+    assert all(row["inner_steps"] == 0 for row in rows.values()), "switch-off lost on resume"
+    assert all(r["valid_aggressive"] == 0 for r in cu.json_log(second.stdout, "valid"))
+
+
+@pytest.mark.slow
+def test_aggressive_on_two_processes(data, tmp_path):
+    """torchrun, 2 CPU processes, gloo, aggressive with max pooling, BN-VAE, cyclical
+    annealing and free bits: the ranks run the same inner loops (else the collectives
+    would hang) and their parameters stay identical after every update (the encoder
+    gradients of the inner loop are averaged across ranks)."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    cmd = [cu.console_script("torchrun"), "--standalone", "--nproc_per_node", 2,
+           cu.REPO / "tests" / "dist_train_dump.py",
+           *cu.train_args(data, tmp_path / "ck", "--aggressive", "--pooling", "max",
+                          "--bn-gamma", 0.6, *CYCLICAL, "--free-bits", 0.25,
+                          "--max-update", 3, "--distributed-backend", "gloo",
+                          "--ddp-backend", "legacy_ddp")]
+    proc = cu.run(cmd, tmp_path, env={"SEQVAE_DUMP_DIR": str(dump)})
+    assert "training on 2 devices" in proc.stdout + proc.stderr
+    rows = train_rows(proc)
+    assert sorted(rows) == [1, 2, 3]
+    for k, row in rows.items():
+        assert row["inner_steps"] in HE_STOPS, f"update {k}: {row['inner_steps']}"
+        check_objective(row, cyclical_beta(k - 1), 0.25)
+    rank0 = torch.load(dump / "rank0.pt")
+    rank1 = torch.load(dump / "rank1.pt")
+    assert rank0.keys() == rank1.keys() and any(k.startswith("encoder.") for k in rank0)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), f"{key} differs between ranks"
+
+
+def test_aggressive_error_reaches_the_command_line(data, tmp_path):
+    proc = cu.run_fails([cu.console_script("fairseq-train"),
+                         *cu.train_args(data, tmp_path / "ck", "--aggressive",
+                                        "--latent-dim", 0)], tmp_path)
+    assert "--aggressive trains an encoder: it needs --latent-dim > 0" in proc.stderr
+
+
+# --- autoencoder pretraining (Li et al. 2019) -----------------------------------------
+
+RECIPE = cu.REPO / "examples" / "ptb" / "pretrain_ae.sh"
+
+
+def test_autoencoder_pretraining_recipe(tmp_path):
+    """examples/ptb/pretrain_ae.sh: stage 1 trains with beta = 0, stage 2 starts from
+    stage 1's encoder with a fresh decoder and free bits; --init-encoder-from copies
+    exactly the encoder; both stages resume."""
+    text = cu.synthetic_text(tmp_path / "text", train=120, valid=30, test=30)
+    save = tmp_path / "ck"
+
+    def recipe(max_update):
+        return cu.run(["bash", RECIPE, "--data", text, "--bin-dir", tmp_path / "bin",
+                       "--save-dir", save, "--free-bits", 0.5,
+                       "--arch", "seqvae_lstm_tiny", "--max-update", max_update, "--cpu",
+                       "--log-format", "json", "--log-interval", 1], tmp_path)
+
+    proc = recipe(3)
+    rows = cu.json_log(proc.stdout, "train_inner")
+    assert [r["num_updates"] for r in rows] == [1, 2, 3, 1, 2, 3]
+    ae, vae = rows[:3], rows[3:]
+    assert all(r["kl_weight"] == 0 for r in ae)
+    assert all(r["kl_weight"] > 0 for r in vae)  # train.sh's annealing from 0.1
+    for r in vae:
+        check_objective(r, r["kl_weight"], 0.5)
+    ae_ckpt = save / "ae" / "checkpoint_best.pt"
+    assert f"encoder initialized from {ae_ckpt}" in proc.stdout
+    assert (save / "vae" / "checkpoint_last.pt").is_file()
+
+    # both stages resume from their own checkpoints (stage 2 reads stage 1's encoder
+    # again when it builds the model, then loads its own checkpoint over it)
+    resumed = recipe(4)
+    for stage in ("ae", "vae"):
+        assert f"Loaded checkpoint {save}/{stage}/checkpoint_last.pt (epoch 1 @ 3 updates)" \
+            in resumed.stdout
+    rows = cu.json_log(resumed.stdout, "train_inner")
+    assert [r["num_updates"] for r in rows] == [4, 4]
+    assert rows[0]["kl_weight"] == 0 and rows[1]["kl_weight"] > 0
+
+    # what stage 2 starts from: stage 1's encoder, and the decoder a new run would have
+    ae_params = torch.load(ae_ckpt, weights_only=False)["model"]
+    models = {}
+    for name, extra in (("init", ["--init-encoder-from", ae_ckpt]), ("fresh", [])):
+        cfg = cu.train_config(tmp_path / "bin", tmp_path / name, "--pooling", "last", *extra)
+        torch.manual_seed(cfg.common.seed)
+        models[name] = tasks.setup_task(cfg.task).build_model(cfg.model).state_dict()
+    encoder = [k for k in ae_params if k.startswith("encoder.")]
+    decoder = [k for k in ae_params if k.startswith("decoder.")]
+    assert encoder and decoder
+    for key in encoder:
+        assert torch.equal(models["init"][key], ae_params[key]), f"{key} not copied"
+    for key in decoder:
+        assert torch.equal(models["init"][key], models["fresh"][key]), f"{key} not fresh"
+        assert not torch.equal(models["init"][key], ae_params[key]), f"{key} was copied"
+
+    cfg = cu.train_config(tmp_path / "bin", tmp_path / "new", "--encoder-hidden-dim", 32,
+                          "--init-encoder-from", ae_ckpt)
+    with pytest.raises(ValueError, match="--init-encoder-from: the encoder in .* does not match"):
+        tasks.setup_task(cfg.task).build_model(cfg.model)
+
+
+# --- the timing harness ------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_benchmark_methods_prints_the_table(tmp_path):
+    text = cu.synthetic_text(tmp_path / "text", train=200, valid=20)
+    proc = cu.run([sys.executable, cu.REPO / "scripts" / "benchmark_methods.py",
+                   "--data", text, "--bin-dir", tmp_path / "bin", "--arch", "seqvae_lstm_tiny",
+                   "--methods", "standard,aggressive", "--updates", 4, "--log-interval", 1,
+                   "--batch-size", 16], tmp_path)
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    standard, aggressive = (line.split() for line in lines[header + 2:header + 4])
+    assert standard[0] == "standard" and standard[4] == "1.00" and standard[5] == "-"
+    assert aggressive[0] == "aggressive" and float(aggressive[4]) > 1.0
+    assert 30 <= float(aggressive[5]) <= 100  # mean inner steps per update
+    assert "13 batches per epoch" in proc.stdout  # 200 sentences, 16 per batch
