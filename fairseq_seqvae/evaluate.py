@@ -40,12 +40,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fairseq import utils
 from torch import Tensor
 from tqdm import tqdm
 
 from fairseq_seqvae.data.sentence_dataset import SentenceDataset
-from fairseq_seqvae.hub import SeqVAE, resolve_checkpoint
+from fairseq_seqvae.hub import SeqVAE, move_to, resolve_checkpoint
 from fairseq_seqvae.modules.gaussian import (
     active_units,
     gaussian_kl,
@@ -144,8 +143,12 @@ def iw_log_likelihood(model, batch, k: int = DEFAULT_K,
     Returns:
         B, float64
     """
-    log_w = importance_weights(model, batch, k, max_tokens)["log_w"]
-    return torch.logsumexp(log_w, dim=1) - math.log(log_w.size(1))
+    return log_mean_exp(importance_weights(model, batch, k, max_tokens)["log_w"])
+
+
+def log_mean_exp(log_w: Tensor) -> Tensor:
+    """log (1/k sum_i exp(log_w_i)) over the last dimension, stably: B x k -> B."""
+    return torch.logsumexp(log_w, dim=-1) - math.log(log_w.size(-1))
 
 
 class SplitStats:
@@ -160,8 +163,7 @@ class SplitStats:
         bsz = batch["nsentences"]
         self.sentences += bsz
         self.tokens += batch["ntokens"]
-        log_w = weights["log_w"]
-        self.nll -= (torch.logsumexp(log_w, 1) - math.log(log_w.size(1))).sum().item()
+        self.nll -= log_mean_exp(weights["log_w"]).sum().item()
         self.rec -= weights["log_px_z"].mean(1).sum().item()
         mean, logvar = weights["mean"], weights["logvar"]
         if mean.size(1) == 0:
@@ -216,7 +218,7 @@ def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAU
     bar = tqdm(total=len(dataset), unit="sent", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     for batch in length_sorted_batches(dataset, batch_size):
-        batch = utils.apply_to_sample(lambda t: t.to(device), batch)
+        batch = move_to(batch, device)
         stats.add(batch, importance_weights(model, batch, k, max_tokens))
         bar.update(batch["nsentences"])
     bar.close()
