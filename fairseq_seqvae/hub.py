@@ -41,7 +41,7 @@ def resolve_checkpoint(checkpoint: str, checkpoint_file: str = "checkpoint_best.
     return path
 
 
-def load_checkpoint(path: str, data_dir: Optional[str] = None, overrides=None):
+def load_checkpoint(path: str, data_dir: Optional[str] = None):
     """Loads a seqvae checkpoint and sets up its task on ``data_dir`` (default: the
     data directory recorded in the checkpoint).
 
@@ -65,11 +65,8 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None, overrides=None):
             f"no dict.txt in data directory {data_dir!r}: pass the fairseq-preprocess "
             f"output directory the checkpoint {path} was trained with"
         )
-    arg_overrides = {"data": data_dir, **(overrides or {})}
-    checkpoint_utils.overwrite_args_by_name(cfg, arg_overrides)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [path], arg_overrides=arg_overrides, state=state
-    )
+    checkpoint_utils.overwrite_args_by_name(cfg, {"data": data_dir})
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
     return models[0].eval(), task, cfg
 
 
