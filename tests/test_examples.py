@@ -1,6 +1,9 @@
-"""The example scripts run end to end (on a small synthetic corpus in the PTB layout)."""
+"""The example scripts run end to end: PTB's train.sh on a small synthetic corpus in the PTB
+layout, and the whole pipeline (prepare, train every method, evaluate) on a synthetic Yelp."""
 
+import json
 import os
+from pathlib import Path
 
 import cli_utils as cu
 import pytest
@@ -31,3 +34,81 @@ def test_ptb_example_names_missing_data(tmp_path):
     proc = cu.run_fails(["bash", str(EXAMPLE), "--data", tmp_path / "nowhere",
                          "--bin-dir", tmp_path / "bin"], tmp_path)
     assert f"{tmp_path / 'nowhere'}/train.txt not found" in proc.stderr
+
+
+# --- the benchmark pipeline: prepare, train every method, evaluate --------------------
+
+PIPELINE = cu.REPO / "examples"
+# what fairseq-train's logged configuration must show for each method (choices unquoted)
+METHOD_CONFIG = {
+    "lm": ["'latent_dim': 0"],
+    "last": ["'pooling': last", "'kl_schedule': linear"],
+    "max": ["'pooling': max"],
+    "mean": ["'pooling': mean"],
+    "aggressive": ["'pooling': last", "'aggressive': True"],
+    "cyclical": ["'kl_schedule': cyclical", "'kl_start': 0.0", "'kl_num_cycles': 4"],
+    "free-bits": ["'pooling': last", "'free_bits': 0.5"],
+    "bn-vae": ["'bn_gamma': 0.6"],
+    "max-free-bits": ["'pooling': max", "'free_bits': 0.5"],
+}
+
+
+@pytest.fixture(scope="module")
+def yelp_pipeline(tmp_path_factory):
+    """A synthetic stand-in for Yelp (label<TAB>review lines), prepared with
+    examples/yelp/prepare.sh, then every method trained 2 updates by examples/train.sh.
+    Returns (root, {method: fairseq-train output})."""
+    root = tmp_path_factory.mktemp("yelp_pipeline")
+    raw = root / "raw"
+    raw.mkdir()
+    for seed, (split, n) in enumerate((("train", 120), ("valid", 30), ("test", 20)), 1):
+        lines = cu.synthetic_sentences(n, seed=seed)
+        cu.write_lines(raw / f"yelp.{split}.txt", [f"{i % 5}\t{s}" for i, s in enumerate(lines)])
+    cu.run(["bash", PIPELINE / "yelp" / "prepare.sh", "--data", raw, "--dest", root / "bin"],
+           root)
+    logs = {}
+    for method in METHOD_CONFIG:
+        proc = cu.run(["bash", PIPELINE / "train.sh", "--dataset", "yelp", "--method", method,
+                       "--data-bin", root / "bin", "--save-dir", root / "ck" / f"yelp-{method}-s1",
+                       "--arch", "seqvae_lstm_tiny", "--max-update", 2, "--cpu",
+                       "--log-format", "json", "--log-interval", 1], root)
+        logs[method] = proc.stdout + proc.stderr
+    return root, logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", sorted(METHOD_CONFIG))
+def test_pipeline_trains_every_method(yelp_pipeline, method):
+    root, logs = yelp_pipeline
+    log = logs[method]
+    for setting in METHOD_CONFIG[method] + ["'lr_scheduler': {'_name': 'reduce_lr_on_plateau'",
+                                            "'seed': 1"]:
+        assert setting in log, f"{method}: {setting} not in the training configuration"
+    rows = cu.json_log(log, "train_inner")
+    assert [r["num_updates"] for r in rows] == [1, 2]
+    assert (root / "ck" / f"yelp-{method}-s1" / "checkpoint_best.pt").is_file()
+
+
+@pytest.mark.slow
+def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
+    root, _ = yelp_pipeline
+    proc = cu.run(["bash", PIPELINE / "eval.sh", "--dataset", "yelp", "--data-bin", root / "bin",
+                   "--checkpoints", root / "ck", "--seeds", "1 2", "-k", 2, "--json", "--cpu"],
+                  root)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [Path(r["checkpoint"]).parent.name for r in results] == [
+        f"yelp-{m}-s1" for m in METHOD_CONFIG]  # in the script's method order
+    assert all(r["sentences"] == 20 and r["k"] == 2 for r in results)
+    assert ("mi" in results[0], "mi" in results[1]) == (False, True)  # lm, then last
+    assert f"not trained yet, skipped: {root / 'ck' / 'yelp-max-s2'}" in proc.stderr
+
+
+def test_pipeline_errors_name_the_fix(tmp_path):
+    proc = cu.run_fails(["bash", PIPELINE / "train.sh", "--dataset", "yelp",
+                         "--data-bin", tmp_path / "nowhere"], tmp_path)
+    assert "run examples/yelp/prepare.sh first" in proc.stderr
+    proc = cu.run_fails(["bash", PIPELINE / "train.sh", "--dataset", "yelp", "--method", "vq"],
+                        tmp_path)
+    assert "unknown --method 'vq'" in proc.stderr
+    proc = cu.run_fails(["bash", PIPELINE / "train.sh", "--dataset", "imdb"], tmp_path)
+    assert "--dataset must be ptb, yahoo or yelp" in proc.stderr

@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
-# Train one sequence VAE (or the LSTM LM) on PTB with the PTB setting of Li et al. 2019.
+# Train one method on PTB with Li et al. 2019's setting: examples/train.sh --dataset ptb, binarizing the text once.
 #
-# usage: examples/ptb/train.sh [--data DIR] [--bin-dir DIR] [--pooling max|mean|last|lm] [--save-dir DIR] [fairseq-train flags...]
+# usage: examples/ptb/train.sh [--data DIR] [--bin-dir DIR] [--method M] [--save-dir DIR] [--seed N] [fairseq-train flags...]
 #   --data      PTB text directory with train.txt, valid.txt, test.txt (default ../shared/data/ptb)
 #   --bin-dir   where it is binarized, once (default data-bin/ptb)
-#   --pooling   encoder pooling; "lm" trains the LSTM language model (--latent-dim 0). Default max
-#   --save-dir  checkpoints and logs (default checkpoints/ptb-<pooling>)
+#   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits
+#               (default max; --pooling is the same option)
+#   --save-dir  checkpoints and logs (default checkpoints/ptb-<method>-s<seed>)
 # Extra flags go to fairseq-train last, so they override the defaults (e.g. --max-epoch 1, --cpu).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DATA="$ROOT/../shared/data/ptb"
-POOLING=max
-SAVE_DIR=""
 BIN="$ROOT/data-bin/ptb"
+PASS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --data) DATA="$2"; shift 2 ;;
-        --pooling) POOLING="$2"; shift 2 ;;
-        --save-dir) SAVE_DIR="$2"; shift 2 ;;
         --bin-dir) BIN="$2"; shift 2 ;;
+        --pooling|--method) PASS+=(--method "$2"); shift 2 ;;
+        --save-dir|--seed) PASS+=("$1" "$2"); shift 2 ;;
         *) break ;;
     esac
 done
-SAVE_DIR="${SAVE_DIR:-$ROOT/checkpoints/ptb-$POOLING}"
 VENV_BIN="${SEQVAE_VENV:-$ROOT/.venv}/bin"
 
 binarize() {
@@ -34,18 +33,5 @@ binarize() {
         --trainpref "$DATA/train.txt" --validpref "$DATA/valid.txt" --testpref "$DATA/test.txt"
 }
 
-train() {
-    local model=(--pooling "$POOLING")
-    [[ "$POOLING" == lm ]] && model=(--latent-dim 0)
-    "$VENV_BIN/fairseq-train" "$BIN" --user-dir "$ROOT/fairseq_seqvae" \
-        --task seqvae_language_modeling --arch seqvae_lstm_ptb --criterion seqvae_elbo \
-        "${model[@]}" \
-        --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates 13000 \
-        --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 \
-        --max-epoch 100 --patience 5 --best-checkpoint-metric elbo \
-        --save-dir "$SAVE_DIR" --tensorboard-logdir "$SAVE_DIR/tb" \
-        --log-format simple --log-interval 100 "$@"
-}
-
 binarize
-train "$@"
+exec "$ROOT/examples/train.sh" --dataset ptb --data-bin "$BIN" "${PASS[@]}" "$@"

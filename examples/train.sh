@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Train one method (the LSTM LM, a sequence VAE, or a baseline) on a prepared benchmark corpus with its published setting.
+#
+# usage: examples/train.sh --dataset ptb|yahoo|yelp [--method M] [--data-bin DIR] [--save-dir DIR] [--seed N] [fairseq-train flags...]
+#   --dataset   ptb: Li et al. 2019's setting (seqvae_lstm_ptb); yahoo, yelp: He et al. 2019's (seqvae_lstm_yahoo)
+#   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits (default max)
+#   --data-bin  binarized corpus (default data-bin/<dataset>, made by examples/<dataset>/prepare.sh)
+#   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
+#   --seed      random seed (default 1)
+# Methods differ by flags only (see METHOD_FLAGS below). Extra flags go to fairseq-train last, so
+# they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATASET=""
+METHOD=max
+DATA_BIN=""
+SAVE_DIR=""
+SEED=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --dataset) DATASET="$2"; shift 2 ;;
+        --method) METHOD="$2"; shift 2 ;;
+        --data-bin) DATA_BIN="$2"; shift 2 ;;
+        --save-dir) SAVE_DIR="$2"; shift 2 ;;
+        --seed) SEED="$2"; shift 2 ;;
+        *) break ;;
+    esac
+done
+
+# He et al. 2019's training loop (also used by Li et al. 2019 for PTB): SGD lr 1, clip 5, batch
+# 32, beta linearly from 0.1 to 1 over the first 10 epochs, lr halved after 5 epochs without
+# a better validation loss, stop after the 5th halving (lr 1 / 2^5 <= 0.04), at most 100 epochs
+case "$DATASET" in
+    ptb) ARCH=seqvae_lstm_ptb; EPOCHS_10=13000 ;;            # 10 epochs of 1,316 batches
+    yahoo|yelp) ARCH=seqvae_lstm_yahoo; EPOCHS_10=31000 ;;   # 10 epochs of 100k sentences / 32
+    *) echo "error: --dataset must be ptb, yahoo or yelp (got '$DATASET')" >&2; exit 2 ;;
+esac
+
+case "$METHOD" in
+    lm) METHOD_FLAGS=(--latent-dim 0) ;;                           # LSTM language model
+    last|max|mean) METHOD_FLAGS=(--pooling "$METHOD") ;;           # VAE; last = Bowman et al. 2016
+    aggressive) METHOD_FLAGS=(--pooling last --aggressive) ;;      # He et al. 2019
+    cyclical) METHOD_FLAGS=(--pooling last --kl-schedule cyclical --kl-start 0  # Fu et al. 2019:
+        --kl-cycle-updates "$EPOCHS_10" --kl-num-cycles 4) ;;                   # 4 cycles of 10 epochs
+    free-bits) METHOD_FLAGS=(--pooling last --free-bits 0.5) ;;    # Li et al. 2019, per dimension
+    bn-vae) METHOD_FLAGS=(--pooling last --bn-gamma 0.6) ;;        # Zhu et al. 2020
+    max-free-bits) METHOD_FLAGS=(--pooling max --free-bits 0.5) ;; # pooling + free bits
+    *) echo "error: unknown --method '$METHOD' (lm, last, max, mean, aggressive, cyclical," \
+            "free-bits, bn-vae, max-free-bits)" >&2; exit 2 ;;
+esac
+
+DATA_BIN="${DATA_BIN:-$ROOT/data-bin/$DATASET}"
+SAVE_DIR="${SAVE_DIR:-$ROOT/checkpoints/$DATASET-$METHOD-s$SEED}"
+if [[ ! -f "$DATA_BIN/dict.txt" ]]; then
+    echo "error: no binarized corpus at $DATA_BIN: run examples/$DATASET/prepare.sh first" \
+         "(or pass --data-bin DIR)" >&2
+    exit 1
+fi
+
+# the method's flags come after the shared ones, so they override them (cyclical's schedule)
+"${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
+    --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
+    --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates "$EPOCHS_10" \
+    --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 \
+    --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
+    --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" \
+    --save-dir "$SAVE_DIR" --tensorboard-logdir "$SAVE_DIR/tb" \
+    --log-format simple --log-interval 100 "${METHOD_FLAGS[@]}" "$@"
