@@ -80,10 +80,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path or one_update_checkpoint(args.bin_dir, args.arch, tmp)
         vae = SeqVAE.from_pretrained(path, args.bin_dir, device=device)
-    test = load_split(vae.task, "test")
-    total = len(test)
-
     subset = load_split(vae.task, "test", args.sentences)
+    total = len(vae.task.dataset("test"))  # the whole split, loaded by load_split
     rows = []
     if not args.no_reference:
         longest = int(subset.sizes.max())
