@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATASET=""
-METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits"
+METHODS="$("$ROOT/examples/train.sh" --list-methods)"
 SEEDS="1 2 3"
 DATA_BIN=""
 CHECKPOINTS="$ROOT/checkpoints"

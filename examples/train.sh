@@ -7,10 +7,12 @@
 #   --data-bin  binarized corpus (default data-bin/<dataset>, made by examples/<dataset>/prepare.sh)
 #   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
 #   --seed      random seed (default 1)
+#   --list-methods  print the method names (for examples/eval.sh) and exit
 # Methods differ by flags only (see METHOD_FLAGS below). Extra flags go to fairseq-train last, so
 # they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits"
 DATASET=""
 METHOD=max
 DATA_BIN=""
@@ -23,12 +25,14 @@ while [[ $# -gt 0 ]]; do
         --data-bin) DATA_BIN="$2"; shift 2 ;;
         --save-dir) SAVE_DIR="$2"; shift 2 ;;
         --seed) SEED="$2"; shift 2 ;;
+        --list-methods) echo "$METHODS"; exit 0 ;;
         *) break ;;
     esac
 done
 
 # He et al. 2019's training loop (also used by Li et al. 2019 for PTB): SGD lr 1, clip 5, batch
-# 32, beta linearly from 0.1 to 1 over the first 10 epochs, lr halved after 5 epochs without
+# 32 with the loss averaged over sentences (--sentence-avg: their loss.mean() over the batch of
+# per-sentence losses; fairseq's default per-token average is a ~20x smaller step), beta linearly from 0.1 to 1 over the first 10 epochs, lr halved after 5 epochs without
 # a better validation loss, stop after the 5th halving (lr 1 / 2^5 <= 0.04), at most 100 epochs
 case "$DATASET" in
     ptb) ARCH=seqvae_lstm_ptb; EPOCHS_10=13000 ;;            # 10 epochs of 1,316 batches
@@ -45,8 +49,7 @@ case "$METHOD" in
     free-bits) METHOD_FLAGS=(--pooling last --free-bits 0.5) ;;    # Li et al. 2019, per dimension
     bn-vae) METHOD_FLAGS=(--pooling last --bn-gamma 0.6) ;;        # Zhu et al. 2020
     max-free-bits) METHOD_FLAGS=(--pooling max --free-bits 0.5) ;; # pooling + free bits
-    *) echo "error: unknown --method '$METHOD' (lm, last, max, mean, aggressive, cyclical," \
-            "free-bits, bn-vae, max-free-bits)" >&2; exit 2 ;;
+    *) echo "error: unknown --method '$METHOD' (one of: $METHODS)" >&2; exit 2 ;;
 esac
 
 DATA_BIN="${DATA_BIN:-$ROOT/data-bin/$DATASET}"
@@ -61,7 +64,7 @@ fi
 "${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
     --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
     --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates "$EPOCHS_10" \
-    --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 \
+    --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 --sentence-avg \
     --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
     --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" \
     --save-dir "$SAVE_DIR" --tensorboard-logdir "$SAVE_DIR/tb" \

@@ -2,7 +2,7 @@
 # Autoencoder pretraining (Li et al. 2019): train with beta = 0, then a VAE whose encoder starts from that run and whose decoder starts fresh, with free bits.
 #
 # usage: examples/ptb/pretrain_ae.sh [--data DIR] [--bin-dir DIR] [--pooling last|max|mean] [--save-dir DIR] [--free-bits NATS] [fairseq-train flags...]
-#   --data, --bin-dir  as for train.sh (PTB text; where it is binarized)
+#   --data, --bin-dir, --no-verify  as for train.sh (PTB text; where it is binarized)
 #   --pooling          encoder pooling (default last, the encoder Li et al. pretrain)
 #   --save-dir         checkpoints of both stages, in DIR/ae and DIR/vae (default checkpoints/ptb-ae-<pooling>)
 #   --free-bits        free bits of the second stage, nats per latent dimension (default 0.5)
@@ -18,6 +18,7 @@ DATA_FLAGS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --data|--bin-dir) DATA_FLAGS+=("$1" "$2"); shift 2 ;;
+        --no-verify) DATA_FLAGS+=("$1"); shift ;;
         --pooling) POOLING="$2"; shift 2 ;;
         --save-dir) SAVE_DIR="$2"; shift 2 ;;
         --free-bits) FREE_BITS="$2"; shift 2 ;;
