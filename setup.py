@@ -36,6 +36,7 @@ setup(
             "seqvae-compare = fairseq_seqvae.compare:main",
             "seqvae-eval = fairseq_seqvae.evaluate:main",
             "seqvae-generate = fairseq_seqvae.generate:main",
+            "seqvae-plot = fairseq_seqvae.plot:main",
         ]
     },
 )

@@ -384,6 +384,11 @@ def build_parser():
     parser.add_argument("--no-default-flags", action="store_true",
                         help="do not add the default model size, word dropout, optimizer and KL "
                              "schedule flags; only the architecture's own defaults and your flags")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="do not draw the figures (by default WORK_DIR/curves.png: "
+                             "validation KL, MI, AU, rec, -ELBO against updates per model; "
+                             "WORK_DIR/latent.png: posterior means of the valid sentences, "
+                             "PCA, coloured by length)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (data, settings, per-model metrics and "
                              "paths) on stdout instead of the table")
@@ -453,6 +458,7 @@ def run(args) -> Dict:
                            os.path.join(work_dir, pooling), env, tag)
         progress(f"{tag} done: {result['updates']} updates in {result['wall_s']:.0f} s")
         results.append(result)
+    plots = {} if args.no_plots else draw_plots(results, data["dir"], bin_dir, work_dir)
     return {
         "work_dir": work_dir,
         "data": {**info, "text_dir": os.path.abspath(data["dir"]), "bin_dir": bin_dir},
@@ -468,7 +474,31 @@ def run(args) -> Dict:
             "train_flags": train_command(args, args.extra_flags, "BIN", "POOLING", "DIR"),
         },
         "models": results,
+        "plots": plots,
     }
+
+
+def draw_plots(results: List[Dict], text_dir: str, bin_dir: str, work_dir: str) -> Dict:
+    """curves.png (validation metrics against updates, one line per model) and
+    latent.png (PCA of the posterior means of the valid sentences, by length; models
+    with a latent variable only) in ``work_dir``; returns {figure: path}."""
+    from fairseq_seqvae import plot
+
+    curves = os.path.join(work_dir, "curves.png")
+    runs = [(r["pooling"], plot.load_run(r["log"])) for r in results]
+    plot.plot_curves(runs, plot.DEFAULT_METRICS.split(","), "valid", True, curves,
+                     "seqvae-compare: validation (solid) and training (dashed)")
+    figures = {"curves": curves}
+    sentences, _ = plot.read_sentences(os.path.join(text_dir, "valid.txt"), None)
+    panels = [(r["pooling"], plot.encode_means(r["pooling"], r["checkpoint"], sentences,
+                                               bin_dir, cpu=True)) for r in results]
+    panels = [(name, means) for name, means in panels if means is not None]  # no LMs
+    if panels:
+        figures["latent"] = os.path.join(work_dir, "latent.png")
+        plot.plot_latent(panels, plot.length_buckets(sentences, 4), "length (words)",
+                         figures["latent"])
+    progress(f"figures: {', '.join(figures.values())}")
+    return figures
 
 
 def report(summary: Dict) -> str:
@@ -485,6 +515,8 @@ def report(summary: Dict) -> str:
     for r in summary["models"]:
         lines.append(f"{r['pooling']}: checkpoint {r['checkpoint']}  log {r['log']}")
     lines.append(f"binarized data: {summary['data']['bin_dir']}")
+    for name, path in summary["plots"].items():
+        lines.append(f"figure ({name}): {path}")
     return "\n".join(lines)
 
 

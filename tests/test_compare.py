@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
 import cli_utils as cu  # noqa: E402
@@ -144,15 +145,16 @@ def check_model(result, pooling, latent_dim):
 
 
 def test_compare_text_json_three_poolers(tmp_path):
-    """--text with empty lines, --json, every pooler, and flags after '--' reaching
+    """--text with empty lines, --json, --no-plots, every pooler, and flags after '--' reaching
     fairseq-train (--latent-dim 3, read back from the checkpoints)."""
     sentences = generate_sentences(120, seed=5)
     text = cu.write_lines(tmp_path / "my text.txt",
                           ["", *cu.with_empty_lines(sentences, every=20), " \t "])
-    proc = run_compare("--text", text, "--poolings", "last,max,mean", "--json",
+    proc = run_compare("--text", text, "--poolings", "last,max,mean", "--json", "--no-plots",
                        "--work-dir", tmp_path / "out", *TINY, "--", "--latent-dim", "3",
                        cwd=tmp_path)
     summary = json.loads(proc.stdout)
+    assert summary["plots"] == {} and not (tmp_path / "out" / "curves.png").exists()
     data = summary["data"]
     assert data["kind"] == "text" and data["empty_dropped"] == 1 + 120 // 20 + 1
     assert (data["train"], data["valid"]) == (114, 6)  # 5 % of 120
@@ -191,6 +193,9 @@ def test_compare_demo_table(tmp_path):
     assert len((out / "text" / "train.txt").read_text().splitlines()) == 400
     assert len((out / "text" / "valid.txt").read_text().splitlines()) == 20
     assert (out / "bin" / "dict.txt").is_file()
+    for figure in ("curves", "latent"):  # the quickstart's figures, named in the report
+        assert f"figure ({figure}): {out / figure}.png" in proc.stdout
+        assert Image.open(out / f"{figure}.png").size[0] > 600
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "one-line", "no-valid", "pooler"])

@@ -1,8 +1,7 @@
-"""scripts/plot_training.py: log and TensorBoard parsing (hand-written logs, and real
-fairseq-train runs whose text log must agree with their event files), the curves
-figure and the latent-space figure, run as a user runs them."""
+"""seqvae-plot (fairseq_seqvae/plot.py, also scripts/plot_training.py): log and TensorBoard
+parsing (hand-written logs, and real fairseq-train runs whose text log must agree with their
+event files), the curves figure and the latent-space figure, run as a user runs them."""
 
-import importlib.util
 import re
 import struct
 import sys
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fairseq_seqvae import plot
+
 SCRIPT = cu.REPO / "scripts" / "plot_training.py"
-_spec = importlib.util.spec_from_file_location("plot_training", SCRIPT)
-plot = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot)
 
 CURVES = ("kl", "mi", "au", "rec", "elbo")
 
@@ -216,9 +214,9 @@ def test_latent_figure_side_by_side(trained_vae, tmp_path):
     width, height = assert_png(out)
     assert width > 1.5 * height  # two panels side by side
 
-    out = tmp_path / "by_length.png"
-    proc = cu.run([sys.executable, SCRIPT, "latent", trained_vae.save_dir, "--text", text,
-                   "--buckets", 3, "--cpu", "--out", out], tmp_path)
+    out = tmp_path / "by_length.png"  # the installed command, as the README shows it
+    proc = cu.run([cu.console_script("seqvae-plot"), "latent", trained_vae.save_dir,
+                   "--text", text, "--buckets", 3, "--cpu", "--out", out], tmp_path)
     assert f"wrote {out}" in proc.stdout
     assert_png(out)
 

@@ -1,0 +1,490 @@
+"""seqvae-plot (also ``scripts/plot_training.py``): figures of sequence-VAE runs.
+KL, mutual information, active units, reconstruction and -ELBO against optimizer
+updates, one line per run (the picture of posterior collapse, Bowman et al. 2016 / He et al. 2019, and of its prevention by pooling,
+Long et al. 2019); and a 2-D PCA projection of posterior means coloured by label or
+sentence length.
+
+    # runs as NAME=PATH (or PATH: named after its directory). PATH is a fairseq-train
+    # log (stdout of --log-format json or simple) or a --tensorboard-logdir / --save-dir
+    seqvae-plot curves max=checkpoints/ptb-max last=checkpoints/ptb-last \\
+        lm=logs/ptb-lm.log --out curves.png --train
+    seqvae-plot latent max=checkpoints/yelp-max last=checkpoints/yelp-last \\
+        --data data-bin/yelp --text data-bin/yelp/text/test.txt \\
+        --labels data-bin/yelp/text/test.labels --out latent.png
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import struct
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+# {log tag (valid, train_inner, train, ...): {metric: [(update, value), ...]}}
+Series = Dict[str, Dict[str, List[Tuple[int, float]]]]
+
+# metric -> (panel title, y-axis label); units as in fairseq_seqvae/criterions/seqvae_elbo.py
+METRICS = {
+    "kl": ("KL(q(z|x) || p(z))", "nats / sentence"),
+    "mi": ("mutual information I(x; z)", "nats"),
+    "au": ("active units", "latent dimensions"),
+    "rec": ("reconstruction -E_q log p(x|z)", "nats / sentence"),
+    "elbo": ("negative ELBO (rec + KL)", "nats / sentence"),
+    "kl_weight": ("KL weight beta", "beta"),
+    "ppl": ("perplexity bound 2^nll_loss", "perplexity"),
+}
+DEFAULT_METRICS = "kl,mi,au,rec,elbo"
+# training curves exist only for these (mi and au are computed on validation)
+TRAIN_METRICS = ("kl", "rec", "elbo", "kl_weight", "ppl", "loss", "nll_loss")
+MAX_CATEGORIES = 20
+# a latent dimension is active when its posterior mean varies this much (as in seqvae_elbo)
+AU_THRESHOLD = 0.01
+
+# "2026-01-01 12:00:00 | INFO | valid | <record>": fairseq names the logger after the tag
+LOG_LINE = re.compile(r"\|\s*[A-Z]+\s*\|\s*(?P<tag>\w+)\s*\|\s*(?P<record>.*?)\s*$")
+# --log-format simple: "key value | ..." (epoch-end records) or "key=value, ..." (train_inner)
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan"
+SIMPLE_PAIR = re.compile(rf"(?:^|[\s,|])(?P<key>[A-Za-z_]\w*)[= ](?P<value>{NUMBER})(?=$|[\s,|])")
+
+
+def note(message: str):
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+class PlotError(Exception):
+    """Bad input (paths, logs, labels): reported as one message."""
+
+
+# ---- reading runs ------------------------------------------------------------------
+
+
+def _float(value) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_record(tag: str, record: str) -> Optional[Dict[str, float]]:
+    """Metrics of one log record: a JSON object (``--log-format json``, keys of
+    epoch-end records prefixed with ``<tag>_``) or ``key value | ...`` /
+    ``key=value, ...`` pairs (``--log-format simple``)."""
+    if record.startswith("{"):
+        try:
+            raw = json.loads(record)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(raw, dict):
+            return None
+        prefix = f"{tag}_"
+        values = {(k[len(prefix):] if k.startswith(prefix) else k): _float(v)
+                  for k, v in raw.items()}
+    else:
+        values = {m.group("key"): float(m.group("value")) for m in SIMPLE_PAIR.finditer(record)}
+    values = {k: v for k, v in values.items() if v is not None}
+    return values if "num_updates" in values else None
+
+
+def parse_log(text: str) -> Series:
+    """``{tag: {metric: [(update, value)]}}`` of the metric records in a fairseq-train
+    log; other lines are ignored. A value logged twice for one update (a run resumed
+    from a checkpoint) keeps the later one."""
+    series: Dict[str, Dict[str, Dict[int, float]]] = {}
+    for line in text.splitlines():
+        m = LOG_LINE.search(line)
+        if m is None:
+            continue
+        values = parse_record(m.group("tag"), m.group("record"))
+        if values is None:
+            continue
+        update = int(values.pop("num_updates"))
+        for key, value in values.items():
+            series.setdefault(m.group("tag"), {}).setdefault(key, {})[update] = value
+    return _sorted(series)
+
+
+def _sorted(series: Dict[str, Dict[str, Dict[int, float]]]) -> Series:
+    return {tag: {key: sorted(points.items()) for key, points in metrics.items()}
+            for tag, metrics in series.items()}
+
+
+def _event_payloads(path: str):
+    """Records of a TFRecord file (u64 length, u32 length crc, data, u32 data crc);
+    a record cut short by a run that is still writing ends the file."""
+    with open(path, "rb") as f:
+        while True:
+            header = f.read(12)
+            if len(header) < 12:
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            payload = f.read(length)
+            if len(payload) < length or len(f.read(4)) < 4:
+                return
+            yield payload
+
+
+def read_tensorboard(logdir: str) -> Series:
+    """Scalars of fairseq's ``--tensorboard-logdir`` (one folder of event files per
+    tag: train_inner, train, valid, ...); the step is the update number."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    series: Dict[str, Dict[str, Dict[int, float]]] = {}
+    for folder, _, files in sorted(os.walk(logdir)):
+        tag = os.path.basename(folder)
+        for name in sorted(f for f in files if f.startswith("events.out.tfevents.")):
+            for payload in _event_payloads(os.path.join(folder, name)):
+                event = Event()
+                try:
+                    event.ParseFromString(payload)
+                except Exception:  # a damaged record: skip it, keep the rest
+                    continue
+                for value in event.summary.value:
+                    kind = value.WhichOneof("value")
+                    if kind == "simple_value":
+                        number = value.simple_value
+                    elif kind == "tensor" and value.tensor.float_val:
+                        number = value.tensor.float_val[0]
+                    else:
+                        continue
+                    series.setdefault(tag, {}).setdefault(value.tag, {})[event.step] = number
+    return _sorted(series)
+
+
+def load_run(path: str) -> Series:
+    """A run from a log file, or from a directory holding TensorBoard event files
+    (a --tensorboard-logdir, or a --save-dir with one inside)."""
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            series = parse_log(f.read())
+        if not series:
+            raise PlotError(f"{path} has no fairseq metric records (a fairseq-train log "
+                            "written with --log-format json or simple?)")
+        return series
+    if os.path.isdir(path):
+        series = read_tensorboard(path)
+        if not series:
+            raise PlotError(f"no TensorBoard event files with scalars under {path} (pass a "
+                            "fairseq-train log file, or the --tensorboard-logdir)")
+        return series
+    raise PlotError(f"{path} does not exist")
+
+
+def run_spec(spec: str) -> Tuple[str, str]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare PATH is named after its directory (a
+    file after the directory that holds it)."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or os.path.exists(spec):
+        path = spec
+        folder = os.path.dirname(os.path.abspath(path)) if os.path.isfile(path) else path
+        name = os.path.basename(os.path.normpath(folder))
+    return name, path
+
+
+def named_runs(specs: Sequence[str]) -> List[Tuple[str, str]]:
+    runs = [run_spec(s) for s in specs]
+    names = [name for name, _ in runs]
+    for name in names:
+        if names.count(name) > 1:
+            raise PlotError(f"two runs are named {name!r}: name them with NAME=PATH")
+    return runs
+
+
+# ---- training curves ---------------------------------------------------------------
+
+
+def training_series(series: Series) -> Optional[Dict[str, List[Tuple[int, float]]]]:
+    """Per-interval training metrics (train_inner), else the per-epoch ones (train)."""
+    return series.get("train_inner") or series.get("train")
+
+
+def grid(n: int, ncols: int = 3) -> Tuple[int, int]:
+    ncols = min(ncols, n)
+    return math.ceil(n / ncols), ncols
+
+
+def plot_curves(runs: List[Tuple[str, Series]], metrics: Sequence[str], split: str,
+                with_train: bool, out: str, title: Optional[str] = None,
+                dpi: int = 120) -> List[str]:
+    """One panel per metric, one colour per run: ``split`` (solid, dots) and, with
+    ``with_train``, training curves (dashed). Returns the metrics plotted."""
+    panels = []
+    for metric in metrics:
+        have = [name for name, s in runs if s.get(split, {}).get(metric)]
+        for name, s in runs:
+            if name not in have:
+                note(f"run {name!r} has no {split} {metric}; its line is left out")
+        if have:
+            panels.append(metric)
+        else:
+            note(f"no run logged {split} {metric}: no {metric} panel")
+    if not panels:
+        raise PlotError(f"nothing to plot: no run has {split} values of {', '.join(metrics)} "
+                        f"(tags found: {sorted({t for _, s in runs for t in s})})")
+    rows, cols = grid(len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    axes = axes.ravel()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes, panels):
+        panel_title, unit = METRICS.get(metric, (metric, ""))
+        for i, (name, s) in enumerate(runs):
+            colour = colours[i % len(colours)]
+            points = s.get(split, {}).get(metric)
+            if points:
+                x, y = zip(*points)
+                ax.plot(x, y, "-o", color=colour, markersize=3, linewidth=1.6)
+            train = training_series(s) if with_train and metric in TRAIN_METRICS else None
+            if train and train.get(metric):
+                x, y = zip(*train[metric])
+                ax.plot(x, y, "--", color=colour, linewidth=0.9, alpha=0.6)
+        if metric == "au":  # a count
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(panel_title)
+        ax.set_xlabel("optimizer updates")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colours[i % len(colours)], marker="o", markersize=3)
+               for i in range(len(runs))]
+    names = [name for name, _ in runs]
+    legend_title = f"{split} (solid)" + (", train (dashed)" if with_train else "")
+    if len(axes) > len(panels):  # a spare grid cell holds the legend
+        axes[len(panels)].legend(handles, names, loc="center", title=legend_title, frameon=False)
+    else:
+        axes[0].legend(handles, names, title=legend_title, fontsize="small",
+                       title_fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return panels
+
+
+def cmd_curves(args):
+    runs = [(name, load_run(path)) for name, path in named_runs(args.runs)]
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    panels = plot_curves(runs, metrics, args.split, args.train, args.out, args.title, args.dpi)
+    print(f"wrote {args.out}: {', '.join(panels)} against updates for {len(runs)} run(s)")
+
+
+# ---- latent space ------------------------------------------------------------------
+
+
+def pca_2d(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Projects N x Z points on their first two principal components (padded with
+    zeros when Z < 2). Each component's sign makes its largest loading positive, so
+    the picture does not flip between runs.
+
+    Returns:
+        (N x 2 coordinates, the 2 components' fractions of the total variance)
+    """
+    centered = x - x.mean(axis=0, keepdims=True)
+    _, s, vt = np.linalg.svd(centered, full_matrices=False)  # vt: K x Z
+    k = min(2, vt.shape[0])
+    signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
+    coords = np.zeros((x.shape[0], 2))
+    coords[:, :k] = centered @ (vt[:k].T * signs)
+    total = float((s ** 2).sum())
+    ratios = np.zeros(2)
+    if total > 0:
+        ratios[:k] = s[:k] ** 2 / total
+    return coords, ratios
+
+
+def length_buckets(sentences: Sequence[str], buckets: int) -> List[str]:
+    """A label per sentence: the range of word counts of its bucket among ``buckets``
+    length quantiles ("3-7"); equal lengths always share a bucket."""
+    lengths = np.array([len(s.split()) for s in sentences])
+    cuts = np.unique(np.quantile(lengths, np.arange(1, buckets) / buckets, method="lower"))
+    index = np.searchsorted(cuts, lengths, side="left")
+    names = {}
+    for b in np.unique(index):
+        members = lengths[index == b]
+        lo, hi = int(members.min()), int(members.max())
+        names[b] = str(lo) if lo == hi else f"{lo}-{hi}"
+    return [names[b] for b in index]
+
+
+def category_order(labels: Sequence[str]) -> List[str]:
+    """Distinct labels: numerically sorted when they are all numbers, else with the
+    numbers inside them compared as numbers ("2-5" before "10-12")."""
+    distinct = set(labels)
+    if all(_float(label) is not None for label in distinct):
+        return sorted(distinct, key=float)
+    return sorted(distinct, key=lambda label: [int(t) if t.isdigit() else t
+                                               for t in re.split(r"(\d+)", label)])
+
+
+def read_sentences(text_path: str,
+                   labels_path: Optional[str]) -> Tuple[List[str], Optional[List[str]]]:
+    """Sentences (and their labels, line by line); empty sentences are dropped with
+    their labels."""
+    with open(text_path, encoding="utf-8") as f:
+        sentences = [line.strip() for line in f]
+    labels = None
+    if labels_path:
+        with open(labels_path, encoding="utf-8") as f:
+            labels = [line.strip() for line in f]
+        if len(labels) != len(sentences):
+            raise PlotError(f"{labels_path} has {len(labels)} lines but {text_path} has "
+                            f"{len(sentences)}: one label per sentence")
+    keep = [i for i, s in enumerate(sentences) if s]
+    if len(keep) < len(sentences):
+        note(f"skipped {len(sentences) - len(keep)} empty line(s) of {text_path}")
+    if len(keep) < 2:
+        raise PlotError(f"{text_path} needs at least two sentences")
+    return [sentences[i] for i in keep], ([labels[i] for i in keep] if labels else None)
+
+
+def encode_means(name: str, checkpoint: str, sentences: List[str], data: Optional[str] = None,
+                 checkpoint_file: str = "checkpoint_best.pt", cpu: bool = False,
+                 batch_size: int = 64) -> Optional[np.ndarray]:
+    """N x Z posterior means of a checkpoint, or None (with a note) for an LSTM LM."""
+    from fairseq_seqvae import SeqVAE
+
+    try:
+        vae = SeqVAE.from_pretrained(checkpoint, data, checkpoint_file=checkpoint_file,
+                                     device="cpu" if cpu else None)
+    except (FileNotFoundError, ValueError) as err:
+        raise PlotError(f"{name}: {err}") from err
+    if vae.latent_dim == 0:
+        note(f"{name} is an LSTM language model (no latent variable): left out")
+        return None
+    mean, _ = vae.encode(sentences, max_sentences=batch_size)
+    return mean.double().cpu().numpy()
+
+
+def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_title: str,
+                out: str, dpi: int = 120):
+    """Side-by-side scatter plots of PCA-projected posterior means, sharing axes so
+    that a collapsed posterior (all means near 0) shows as a dot.
+
+    Returns:
+        a row per panel: (name, N, Z, active units, summed variance of the means,
+        the two components' variance fractions)
+    """
+    categories = category_order(labels)
+    cmap = plt.get_cmap("tab10" if len(categories) <= 10 else "tab20")
+    labels = np.array(labels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.4, 4.2),
+                             sharex=True, sharey=True, squeeze=False)
+    rows = []
+    for ax, (name, means) in zip(axes[0], panels):
+        coords, ratios = pca_2d(means)
+        variance = means.var(axis=0, ddof=1)  # Z
+        au = int((variance >= AU_THRESHOLD).sum())
+        spread = float(variance.sum())
+        for i, category in enumerate(categories):
+            at = labels == category
+            ax.scatter(coords[at, 0], coords[at, 1], s=7, alpha=0.7, color=cmap(i),
+                       label=category, linewidths=0)
+        ax.set_title(f"{name}\nAU {au}/{means.shape[1]}, total Var[mean] {spread:.3g}",
+                     fontsize="medium")
+        ax.set_xlabel(f"PC 1 ({ratios[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC 2 ({ratios[1]:.0%} of variance)")
+        ax.grid(alpha=0.3)
+        rows.append((name, means.shape[0], means.shape[1], au, spread, ratios))
+    axes[0][-1].legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       markerscale=2.5, fontsize="small", frameon=False)
+    fig.suptitle("posterior means E[z|x], first two principal components")
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    return rows
+
+
+def cmd_latent(args):
+    sentences, labels = read_sentences(args.text, args.labels)
+    legend_title = "label"
+    if labels is None:
+        labels, legend_title = length_buckets(sentences, args.buckets), "length (words)"
+    distinct = len(set(labels))
+    if distinct > MAX_CATEGORIES:
+        raise PlotError(f"{args.labels} has {distinct} distinct labels: at most "
+                        f"{MAX_CATEGORIES} can be told apart by colour (or use --buckets)")
+    panels = []
+    for name, checkpoint in named_runs(args.runs):
+        means = encode_means(name, checkpoint, sentences, args.data, args.checkpoint_file,
+                             args.cpu, args.batch_size)
+        if means is not None:
+            panels.append((name, means))
+    if not panels:
+        raise PlotError("no checkpoint with a latent variable to plot")
+    rows = plot_latent(panels, labels, legend_title, args.out, args.dpi)
+    print(f"{'run':<16} {'sentences':>9} {'Z':>4} {'AU':>4} {'Var[mean]':>10} "
+          f"{'PC1':>5} {'PC2':>5}")
+    for name, n, z, au, spread, ratios in rows:
+        print(f"{name:<16} {n:>9} {z:>4} {au:>4} {spread:>10.4g} "
+              f"{ratios[0]:>5.0%} {ratios[1]:>5.0%}")
+    print(f"wrote {args.out}")
+
+
+# ---- command line -----------------------------------------------------------------
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="seqvae-plot", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    curves = sub.add_parser("curves", help="metrics against updates, one line per run")
+    curves.add_argument("runs", nargs="+", metavar="[NAME=]PATH",
+                        help="fairseq-train log file (--log-format json or simple), or a "
+                             "directory with TensorBoard event files")
+    curves.add_argument("--metrics", default=DEFAULT_METRICS,
+                        help=f"comma-separated, one panel each (default {DEFAULT_METRICS}; "
+                             "also kl_weight, ppl, loss, ...)")
+    curves.add_argument("--split", default="valid",
+                        help="log tag of the solid curves: the validation subset (default valid)")
+    curves.add_argument("--train", action="store_true",
+                        help="add training curves (dashed) of kl, rec, elbo")
+    curves.add_argument("--out", default="training_curves.png", help="PNG file")
+    curves.add_argument("--title", help="figure title")
+    curves.add_argument("--dpi", type=int, default=120)
+    curves.set_defaults(func=cmd_curves)
+
+    latent = sub.add_parser("latent", help="PCA of posterior means, one panel per checkpoint")
+    latent.add_argument("runs", nargs="+", metavar="[NAME=]CHECKPOINT",
+                        help="a --save-dir (then --checkpoint-file in it) or a .pt file")
+    latent.add_argument("--text", required=True, help="sentences, one per line")
+    colour = latent.add_mutually_exclusive_group()
+    colour.add_argument("--labels", help="a label per line of --text (e.g. Yelp ratings)")
+    colour.add_argument("--buckets", type=int, default=4,
+                        help="without --labels: colour by this many length quantiles (default 4)")
+    latent.add_argument("--data", help="fairseq data directory with the training dict.txt "
+                                       "(default: the one recorded in the checkpoint)")
+    latent.add_argument("--checkpoint-file", default="checkpoint_best.pt",
+                        help="file inside a --save-dir (default checkpoint_best.pt)")
+    latent.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+    latent.add_argument("--cpu", action="store_true", help="encode on the CPU even with a GPU")
+    latent.add_argument("--out", default="latent.png", help="PNG file")
+    latent.add_argument("--dpi", type=int, default=120)
+    latent.set_defaults(func=cmd_latent)
+    args = parser.parse_args(argv)
+    if getattr(args, "buckets", 1) < 1:
+        parser.error("--buckets must be at least 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        args.func(args)
+    except (PlotError, OSError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
