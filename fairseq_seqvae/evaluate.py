@@ -331,6 +331,7 @@ def evaluate_checkpoint(path: str, args) -> Dict:
         "seed": args.seed,
         "device": device,
         "seconds": round(time.time() - start, 2),
+        **vae.progress,  # how long the checkpoint was trained
     })
     return result
 

@@ -14,7 +14,7 @@ Example::
 
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -46,7 +46,8 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
     data directory recorded in the checkpoint).
 
     Returns:
-        (model in eval mode, task, cfg)
+        (model in eval mode, task, cfg, how far it was trained: {"updates": optimizer
+        updates, "train_seconds": fairseq's cumulative training wall time})
     """
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -67,20 +68,26 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
         )
     checkpoint_utils.overwrite_args_by_name(cfg, {"data": data_dir})
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
-    return models[0].eval(), task, cfg
+    progress = {
+        "updates": state["optimizer_history"][-1]["num_updates"],
+        "train_seconds": round(state["extra_state"].get("previous_training_time", 0.0), 1),
+    }
+    return models[0].eval(), task, cfg, progress
 
 
 class SeqVAE(nn.Module):
     """A trained ``seqvae_lstm`` model with its dictionary (and optional Moses
     tokenizer), taking and returning plain sentences."""
 
-    def __init__(self, model, task, cfg=None, tokenizer: str = "none", lang: str = "en"):
+    def __init__(self, model, task, cfg=None, tokenizer: str = "none", lang: str = "en",
+                 progress: Optional[Dict] = None):
         super().__init__()
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
         self.model = model.eval()
         self.task = task
         self.cfg = cfg
+        self.progress = progress or {}  # from_pretrained: updates and train_seconds
         self.dictionary = task.source_dictionary
         self.tokenizer = None
         self.detokenizer = None
@@ -112,8 +119,8 @@ class SeqVAE(nn.Module):
             device: "cpu", "cuda", ... (default: CUDA when available)
         """
         path = resolve_checkpoint(checkpoint, checkpoint_file)
-        model, task, cfg = load_checkpoint(path, data_dir)
-        vae = cls(model, task, cfg, tokenizer=tokenizer, lang=lang)
+        model, task, cfg, progress = load_checkpoint(path, data_dir)
+        vae = cls(model, task, cfg, tokenizer=tokenizer, lang=lang, progress=progress)
         return vae.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     @property

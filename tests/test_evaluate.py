@@ -160,6 +160,11 @@ def test_seqvae_eval_table_and_json(trained_vae, lm_checkpoint, tmp_path):
     assert 0 <= r["au"] <= r["latent_dim"] == 4
     assert -1e-3 <= r["mi"] <= math.log(8) + 1e-3
     assert r["feat_var"] >= 0
+    # how long the evaluated checkpoint was trained, as fairseq recorded it
+    state = torch.load(vae / "checkpoint_best.pt", map_location="cpu", weights_only=False)
+    assert r["updates"] == state["optimizer_history"][-1]["num_updates"] > 0
+    assert r["train_seconds"] == pytest.approx(state["extra_state"]["previous_training_time"],
+                                               abs=0.05) and r["train_seconds"] > 0
 
 
 def test_seqvae_eval_lm_matches_fairseq_validate(trained_vae, lm_checkpoint, tmp_path):
