@@ -3,6 +3,7 @@ layout, and the whole pipeline (prepare, train every method, evaluate) on a synt
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import cli_utils as cu
@@ -43,6 +44,7 @@ def test_ptb_example_names_missing_data(tmp_path):
 # --- the benchmark pipeline: prepare, train every method, evaluate --------------------
 
 PIPELINE = cu.REPO / "examples"
+RESULTS_TABLE = cu.REPO / "scripts" / "results_table.py"
 # what fairseq-train's logged configuration must show for each method (choices unquoted)
 METHOD_CONFIG = {
     "lm": ["'latent_dim': 0"],
@@ -106,6 +108,36 @@ def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
     assert all(r["sentences"] == 20 and r["k"] == 2 for r in results)
     assert ("mi" in results[0], "mi" in results[1]) == (False, True)  # lm, then last
     assert f"not trained yet, skipped: {root / 'ck' / 'yelp-max-s2'}" in proc.stderr
+
+    # the results table: one row per method (its seeds together), in the same order
+    results = root / "yelp-test.jsonl"
+    results.write_text(proc.stdout)
+    table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "yelp"], root).stdout
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    assert [r[0].strip("| ") for r in rows[1:]] == list(METHOD_CONFIG)
+    assert all(r[1] == "1" for r in rows[1:]) and "published" not in rows[0][-1]
+
+
+def test_results_table_means_seeds_and_adds_published(tmp_path):
+    runs = [{"checkpoint": f"ck/ptb-{m}-s{s}/checkpoint_best.pt", "split": "test", "k": 500,
+             "iw_nll": nll, "ppl": 100.0, "kl": kl, "au": au, "updates": 100,
+             "train_seconds": 3600 * s} for m, s, nll, kl, au in
+            [("lm", 1, 100.0, 0, 0), ("max", 1, 90.0, 5.0, 10), ("max", 2, 92.0, 7.0, 12),
+             ("max", 3, 94.0, 6.0, 14)]]
+    for r in runs[1:]:
+        r["mi"] = 1.5
+    results = cu.write_lines(tmp_path / "r.jsonl", ["not json"] + [json.dumps(r) for r in runs])
+    table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "ptb"], tmp_path).stdout
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
+            for line in table.splitlines() if line.startswith("| ")}
+    assert rows["max"][1:7] == ["3", "92.00 ± 2.00", "100.00 ± 0.00", "6.00 ± 1.00",
+                                "1.50 ± 0.00", "12.0 ± 2.0"]
+    assert rows["max"][-5:] == ["100 ± 0", "2.00 ± 1.00", "-", "-", "-"]  # no published row
+    assert rows["lm"][1:3] == ["1", "100.00"] and rows["lm"][5] == "-"  # an LM has no MI
+    assert rows["lm"][-3:] == ["100.47", "-", "-"]
+    assert rows["aggressive"][:3] == ["aggressive", "0", "-"]  # published, not run here
+    assert rows["aggressive"][-3:] == ["99.83", "0.83", "4"]
+    assert "4 run(s); split test; k = 500" in table
 
 
 def test_pipeline_errors_name_the_fix(tmp_path):

@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""The results table of docs/RESULTS.md: seqvae-eval results of several seeds per method,
+as mean +- standard deviation, next to the published numbers.
+
+    examples/eval.sh --dataset ptb --json > ptb-test.jsonl
+    python scripts/results_table.py ptb-test.jsonl --dataset ptb
+
+Input: the JSON lines of ``seqvae-eval --json`` (other lines are ignored). A run's method
+is its checkpoint directory's name without the ``-s<seed>`` suffix (examples/train.sh saves
+to ``<dataset>-<method>-s<seed>``), so the seeds of a method are averaged together; rows
+keep the input order, followed by the published rows that were not run (seeds 0). The published columns (``--dataset ptb``) are Li et al. 2020
+(Optimus), Table 8: other papers' numbers, not our measurements.
+"""
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+# method -> (PPL, MI, AU) published for PTB, as tabulated in Li et al. 2020 (Optimus) Table 8
+PUBLISHED = {
+    "ptb": {
+        "lm": (100.47, None, None),
+        "last": (101.40, 0.0, 0),
+        "cyclical": (108.81, 1.27, 5),
+        "aggressive": (99.83, 0.83, 4),
+        "ae-free-bits": (96.86, 5.31, 32),
+    },
+}
+SEED_SUFFIX = re.compile(r"-s\d+$")
+COLUMNS = [  # (key, header, digits)
+    ("iw_nll", "IW-NLL", 2),
+    ("ppl", "PPL", 2),
+    ("kl", "KL", 2),
+    ("mi", "MI", 2),
+    ("au", "AU", 1),
+]
+
+
+def method_of(result, dataset_prefix):
+    """'checkpoints/ptb-max-s2/checkpoint_best.pt' -> 'max' (with prefix 'ptb-')."""
+    name = SEED_SUFFIX.sub("", Path(result["checkpoint"]).parent.name)
+    return name[len(dataset_prefix):] if name.startswith(dataset_prefix) else name
+
+
+def mean_sd(values, digits):
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def read_results(paths):
+    results = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("{"):
+                    results.append(json.loads(line))
+    if not results:
+        sys.exit(f"error: no seqvae-eval --json line in {', '.join(paths)}")
+    return results
+
+
+def table(results, published=None, dataset_prefix=""):
+    groups = OrderedDict()
+    for r in results:
+        groups.setdefault(method_of(r, dataset_prefix), []).append(r)
+    header = ["method", "seeds"] + [h for _, h, _ in COLUMNS] + ["updates", "train h"]
+    if published is not None:
+        header += ["published PPL", "published MI", "published AU"]
+    rows = []
+    for method, runs in groups.items():
+        row = [method, str(len(runs))]
+        row += [mean_sd([r[key] for r in runs if key in r], digits) for key, _, digits in COLUMNS]
+        row += [mean_sd([r["updates"] for r in runs if "updates" in r], 0),
+                mean_sd([r["train_seconds"] / 3600 for r in runs if "train_seconds" in r], 2)]
+        if published is not None:
+            row += ["-" if v is None else str(v) for v in published.get(method, (None,) * 3)]
+        rows.append(row)
+    for method in published or {}:  # published rows this project has not run
+        if method not in groups:
+            rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 2)
+                        + ["-" if v is None else str(v) for v in published[method]])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", help="files of seqvae-eval --json lines")
+    parser.add_argument("--dataset", default="",
+                        help="runs are named <dataset>-<method>-s<seed>; for ptb the "
+                             "published PPL, MI and AU are added")
+    args = parser.parse_args(argv)
+    results = read_results(args.results)
+    prefix = f"{args.dataset}-" if args.dataset else ""
+    print(table(results, PUBLISHED.get(args.dataset), prefix))
+    ks = sorted({r["k"] for r in results})
+    splits = sorted({r["split"] for r in results})
+    print(f"\n{len(results)} run(s); split {', '.join(splits)}; k = {', '.join(map(str, ks))}; "
+          "mean ± sample standard deviation over seeds; IW-NLL, KL in nats per sentence; "
+          "MI in nats; train h = fairseq's training wall time of the evaluated checkpoint")
+
+
+if __name__ == "__main__":
+    main()
