@@ -23,11 +23,11 @@ from pathlib import Path
 # method -> (PPL, MI, AU) published for PTB, as tabulated in Li et al. 2020 (Optimus) Table 8
 PUBLISHED = {
     "ptb": {
-        "lm": (100.47, None, None),
-        "last": (101.40, 0.0, 0),
-        "cyclical": (108.81, 1.27, 5),
-        "aggressive": (99.83, 0.83, 4),
-        "ae-free-bits": (96.86, 5.31, 32),
+        "lm": ("100.47", "-", "-"),
+        "last": ("101.40", "0.0", "0"),
+        "cyclical": ("108.81", "1.27", "5"),
+        "aggressive": ("99.83", "0.83", "4"),
+        "ae-free-bits": ("96.86", "5.31", "32"),
     },
 }
 SEED_SUFFIX = re.compile(r"-s\d+$")
@@ -80,12 +80,11 @@ def table(results, published=None, dataset_prefix=""):
         row += [mean_sd([r["updates"] for r in runs if "updates" in r], 0),
                 mean_sd([r["train_seconds"] / 3600 for r in runs if "train_seconds" in r], 2)]
         if published is not None:
-            row += ["-" if v is None else str(v) for v in published.get(method, (None,) * 3)]
+            row += list(published.get(method, ("-",) * 3))
         rows.append(row)
     for method in published or {}:  # published rows this project has not run
         if method not in groups:
-            rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 2)
-                        + ["-" if v is None else str(v) for v in published[method]])
+            rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 2) + list(published[method]))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
