@@ -17,7 +17,6 @@ import json
 import re
 import statistics
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 # method -> (PPL, MI, AU) published for PTB, as tabulated in Li et al. 2020 (Optimus) Table 8
@@ -67,7 +66,7 @@ def read_results(paths):
 
 
 def table(results, published=None, dataset_prefix=""):
-    groups = OrderedDict()
+    groups = {}  # method -> its runs, in input order
     for r in results:
         groups.setdefault(method_of(r, dataset_prefix), []).append(r)
     header = ["method", "seeds"] + [h for _, h, _ in COLUMNS] + ["updates", "train h"]
