@@ -1,8 +1,9 @@
 """seqvae-plot (also ``scripts/plot_training.py``): figures of sequence-VAE runs.
+
 KL, mutual information, active units, reconstruction and -ELBO against optimizer
-updates, one line per run (the picture of posterior collapse, Bowman et al. 2016 / He et al. 2019, and of its prevention by pooling,
-Long et al. 2019); and a 2-D PCA projection of posterior means coloured by label or
-sentence length.
+updates, one line per run (the picture of posterior collapse, Bowman et al. 2016 /
+He et al. 2019, and of its prevention by pooling, Long et al. 2019); and a 2-D PCA
+projection of posterior means coloured by label or sentence length.
 
     # runs as NAME=PATH (or PATH: named after its directory). PATH is a fairseq-train
     # log (stdout of --log-format json or simple) or a --tensorboard-logdir / --save-dir
