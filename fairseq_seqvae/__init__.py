@@ -1,12 +1,12 @@
 """fairseq plugin: sequence VAEs with pooled encoders (Long, Cao & Cheung 2019).
 
 Importing this package (or passing its directory to ``--user-dir``) registers the
-``seqvae_lstm`` model, the ``seqvae_elbo`` criterion and the
-``seqvae_language_modeling`` task. ``SeqVAE`` is the Python interface to a trained
-model (``SeqVAE.from_pretrained``).
+``seqvae_lstm`` model, the ``seqvae_elbo`` criterion, the ``seqvae_language_modeling``
+task and the ``encoder_decoder`` optimizer. ``SeqVAE`` is the Python interface to a
+trained model (``SeqVAE.from_pretrained``).
 """
 
-from fairseq_seqvae import criterions, models, tasks  # noqa: F401
+from fairseq_seqvae import criterions, models, optim, tasks  # noqa: F401
 from fairseq_seqvae.hub import SeqVAE  # noqa: F401
 
 __version__ = "0.1.0"

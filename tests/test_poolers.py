@@ -79,10 +79,12 @@ def test_last_pool_is_final_state():
 # ---- through the real encoder --------------------------------------------------------
 
 ENCODER_SHAPES = [
-    pytest.param(False, 1, id="uni1"),
-    pytest.param(False, 2, id="uni2"),
-    pytest.param(True, 1, id="bi1"),
-    pytest.param(True, 2, id="bi2"),
+    pytest.param(False, 1, "concat", id="uni1"),
+    pytest.param(False, 2, "concat", id="uni2"),
+    pytest.param(True, 1, "concat", id="bi1"),
+    pytest.param(True, 2, "concat", id="bi2"),
+    pytest.param(True, 1, "mean", id="bi1-mean"),
+    pytest.param(True, 2, "mean", id="bi2-mean"),  # Xu, Cheung & Cao 2020's encoder
 ]
 
 
@@ -91,18 +93,19 @@ def encoder_batch(make_sentences, make_batch):
     return make_batch(make_sentences(LENGTHS, seed=1))
 
 
-def _encoder(make_model, name, bidirectional, layers):
-    model = make_model(pooling=name, encoder_bidirectional=bidirectional, encoder_layers=layers)
+def _encoder(make_model, name, bidirectional, layers, merge):
+    model = make_model(pooling=name, encoder_bidirectional=bidirectional, encoder_layers=layers,
+                       encoder_merge=merge)
     model.eval()
     return model.encoder
 
 
 @pytest.mark.parametrize("name", ALL_POOLERS)
-@pytest.mark.parametrize("bidirectional,layers", ENCODER_SHAPES)
+@pytest.mark.parametrize("bidirectional,layers,merge", ENCODER_SHAPES)
 def test_encoder_outputs_invariant_to_appended_padding(
-    make_model, encoder_batch, append_pad, name, bidirectional, layers
+    make_model, encoder_batch, append_pad, name, bidirectional, layers, merge
 ):
-    encoder = _encoder(make_model, name, bidirectional, layers)
+    encoder = _encoder(make_model, name, bidirectional, layers, merge)
     net = encoder_batch["net_input"]
     with torch.no_grad():
         out = encoder(net["src_tokens"], net["src_lengths"], sample_z=False)
@@ -114,11 +117,11 @@ def test_encoder_outputs_invariant_to_appended_padding(
 
 
 @pytest.mark.parametrize("name", ALL_POOLERS)
-@pytest.mark.parametrize("bidirectional,layers", ENCODER_SHAPES)
+@pytest.mark.parametrize("bidirectional,layers,merge", ENCODER_SHAPES)
 def test_encoder_gradient_never_reaches_pad_positions(
-    make_model, encoder_batch, name, bidirectional, layers
+    make_model, encoder_batch, name, bidirectional, layers, merge
 ):
-    encoder = _encoder(make_model, name, bidirectional, layers)
+    encoder = _encoder(make_model, name, bidirectional, layers, merge)
     captured = {}
 
     def keep_output(module, inputs, output):
@@ -146,13 +149,18 @@ def test_encoder_gradient_never_reaches_pad_positions(
         assert (grad[~pad].abs().sum(-1) > 0).all()
 
 
-def _reference_pooled(encoder, tokens, name):
-    """Runs the encoder's LSTM on one unpadded sentence and pools by hand."""
+def _reference_pooled(encoder, tokens, name, merge):
+    """Runs the encoder's LSTM on one unpadded sentence, merges its directions and
+    pools by hand."""
     emb = encoder.embed_tokens(tokens.unsqueeze(0))  # 1 x T x E
     states, (h_n, _) = encoder.lstm(emb)  # 1 x T x C
     num_dirs = 2 if encoder.lstm.bidirectional else 1
+    hidden = encoder.lstm.hidden_size
+    if num_dirs == 2 and merge == "mean":
+        states = (states[..., :hidden] + states[..., hidden:]) / 2  # 1 x T x H
     if name == "last":
-        final = torch.cat([h_n[-num_dirs + d, 0] for d in range(num_dirs)])  # C
+        final = [h_n[-num_dirs + d, 0] for d in range(num_dirs)]
+        final = (final[0] + final[1]) / 2 if num_dirs == 2 and merge == "mean" else torch.cat(final)
         if num_dirs == 1:  # the forward state at the last real position
             torch.testing.assert_close(final, states[0, -1], rtol=0, atol=1e-6)
         return final
@@ -164,14 +172,31 @@ def _reference_pooled(encoder, tokens, name):
 
 
 @pytest.mark.parametrize("name", ["last", "max", "mean"])
-@pytest.mark.parametrize("bidirectional,layers", ENCODER_SHAPES)
+@pytest.mark.parametrize("bidirectional,layers,merge", ENCODER_SHAPES)
 def test_encoder_pooled_equals_each_sentence_alone(
-    make_model, encoder_batch, name, bidirectional, layers
+    make_model, encoder_batch, name, bidirectional, layers, merge
 ):
-    encoder = _encoder(make_model, name, bidirectional, layers)
+    encoder = _encoder(make_model, name, bidirectional, layers, merge)
     net = encoder_batch["net_input"]
     with torch.no_grad():
         out = encoder(net["src_tokens"], net["src_lengths"], sample_z=False)
         for i, n in enumerate(net["src_lengths"].tolist()):
-            ref = _reference_pooled(encoder, net["src_tokens"][i, :n], name)
+            ref = _reference_pooled(encoder, net["src_tokens"][i, :n], name, merge)
             torch.testing.assert_close(out["pooled"][i], ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional,merge,channels", [
+    (False, "concat", 8), (False, "mean", 8), (True, "concat", 16), (True, "mean", 8),
+])
+def test_merge_sets_feature_size_and_posterior_bias_is_optional(
+    make_model, bidirectional, merge, channels
+):
+    """mean halves a bidirectional encoder's features (a unidirectional one has a
+    single direction to keep); --no-posterior-bias drops the posterior layer's bias."""
+    encoder = make_model(encoder_bidirectional=bidirectional, encoder_merge=merge).encoder
+    assert encoder.feature_dim == channels == encoder.to_posterior.in_features
+    assert encoder.to_posterior.bias is not None
+    no_bias = make_model(encoder_bidirectional=bidirectional, encoder_merge=merge,
+                         no_posterior_bias=True).encoder
+    assert no_bias.to_posterior.bias is None
+    assert "encoder.to_posterior.bias" not in make_model(no_posterior_bias=True).state_dict()

@@ -51,8 +51,16 @@ class SeqVAELSTMConfig(FairseqDataclass):
     )
     encoder_bidirectional: bool = field(
         default=False,
-        metadata={"help": "bidirectional encoder LSTM (default off); pooled features "
-                  "then have 2 x --encoder-hidden-dim channels"},
+        metadata={"help": "bidirectional encoder LSTM (default off); see "
+                  "--encoder-merge for how its two directions are combined"},
+    )
+    encoder_merge: ChoiceEnum(["concat", "mean"]) = field(
+        default="concat",
+        metadata={"help": "bidirectional encoder: how the two directions' states are "
+                  "combined at each position (and in the final state) before pooling: "
+                  "concat (2 x --encoder-hidden-dim features) or mean (their average, "
+                  "--encoder-hidden-dim features; Xu, Cheung & Cao 2020's code). "
+                  "Default concat"},
     )
     encoder_dropout: float = field(
         default=0.0,
@@ -64,6 +72,12 @@ class SeqVAELSTMConfig(FairseqDataclass):
         metadata={"help": "how the encoder summarizes its hidden states before the "
                   "posterior: max / mean (masked, over all states; Long et al. 2019) or "
                   "last (final non-pad state: the standard VAE). Default max"},
+    )
+    no_posterior_bias: bool = field(
+        default=False,
+        metadata={"help": "the linear map from the pooled feature to the posterior's "
+                  "mean and log-variance has no bias (Xu, Cheung & Cao 2020's code); "
+                  "default off: it has one"},
     )
     latent_dim: int = field(
         default=32,
@@ -157,6 +171,8 @@ class SeqVAEEncoder(FairseqEncoder):
         pooling: str,
         latent_dim: int,
         bn_gamma: float = 0.0,
+        merge: str = "concat",
+        posterior_bias: bool = True,
     ):
         super().__init__(dictionary)
         self.latent_dim = latent_dim
@@ -173,8 +189,9 @@ class SeqVAEEncoder(FairseqEncoder):
             bidirectional=bidirectional,
             batch_first=True,
         )
-        self.feature_dim = hidden_dim * (2 if bidirectional else 1)
-        self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
+        self.merge_mean = bidirectional and merge == "mean"
+        self.feature_dim = hidden_dim * (2 if bidirectional and not self.merge_mean else 1)
+        self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim, bias=posterior_bias)
         self.mean_bn = FixedScaleBatchNorm(latent_dim, bn_gamma) if bn_gamma > 0 else None
 
     def forward(self, src_tokens: Tensor, src_lengths: Tensor, sample_z: bool = True):
@@ -204,6 +221,9 @@ class SeqVAEEncoder(FairseqEncoder):
             )  # B x T x 2H, zeros at pads
             # h_n: (layers * 2) x B x H -> last layer, directions side by side
             final = h_n[-2:].transpose(0, 1).reshape(bsz, -1)  # B x 2H
+            if self.merge_mean:
+                states = states.view(bsz, states.size(1), 2, -1).mean(dim=2)  # B x T x H
+                final = final.view(bsz, 2, -1).mean(dim=1)  # B x H
         else:
             # right padding only trails real tokens, so real positions never see it;
             # the padded (fused) LSTM is much faster on CPU than a packed one
@@ -341,6 +361,10 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
     def __init__(self, encoder, decoder, dictionary_path="dict.txt"):
         super().__init__(encoder, decoder)
         self.num_updates = 0
+        # which half each parameter belongs to, for --optimizer encoder_decoder
+        for half in ("encoder", "decoder"):
+            for param in getattr(self, half).parameters():
+                param.param_group = half
         # travels in the checkpoint, so data binarized with another dict.txt of the
         # same size is caught on load instead of silently scored
         self.register_buffer("dictionary_hash", dictionary_fingerprint(decoder.dictionary))
@@ -371,6 +395,8 @@ class SeqVAELSTMModel(FairseqEncoderDecoderModel):
             pooling=cfg.pooling,
             latent_dim=cfg.latent_dim,
             bn_gamma=cfg.bn_gamma,
+            merge=cfg.encoder_merge,
+            posterior_bias=not cfg.no_posterior_bias,
         )
         decoder = SeqVAEDecoder(
             dictionary,
@@ -469,6 +495,8 @@ def base_architecture(args):
     args.encoder_hidden_dim = safe_getattr(args, "encoder_hidden_dim", 256)
     args.encoder_layers = safe_getattr(args, "encoder_layers", 1)
     args.encoder_bidirectional = safe_getattr(args, "encoder_bidirectional", False)
+    args.encoder_merge = safe_getattr(args, "encoder_merge", "concat")
+    args.no_posterior_bias = safe_getattr(args, "no_posterior_bias", False)
     args.encoder_dropout = safe_getattr(args, "encoder_dropout", 0.0)
     args.pooling = safe_getattr(args, "pooling", "max")
     args.latent_dim = safe_getattr(args, "latent_dim", 32)
@@ -510,4 +538,16 @@ def seqvae_lstm_yahoo(args):
     args.encoder_hidden_dim = safe_getattr(args, "encoder_hidden_dim", 1024)
     args.decoder_embed_dim = safe_getattr(args, "decoder_embed_dim", 512)
     args.decoder_hidden_dim = safe_getattr(args, "decoder_hidden_dim", 1024)
+    base_architecture(args)
+
+
+@register_model_architecture("seqvae_lstm", "seqvae_lstm_ptb_bienc")
+def seqvae_lstm_ptb_bienc(args):
+    """The PTB size with the pooling paper's authors' encoder, as in Xu, Cheung & Cao
+    2020's code: a 2-layer bidirectional LSTM whose two directions are averaged at each
+    position before pooling, and a posterior layer without bias."""
+    args.encoder_layers = safe_getattr(args, "encoder_layers", 2)
+    args.encoder_bidirectional = safe_getattr(args, "encoder_bidirectional", True)
+    args.encoder_merge = safe_getattr(args, "encoder_merge", "mean")
+    args.no_posterior_bias = safe_getattr(args, "no_posterior_bias", True)
     base_architecture(args)

@@ -2,9 +2,10 @@
 
 A pooler is ``fn(states, padding_mask, final) -> pooled`` with
 ``states`` B x T x C (zeros at pad positions), ``padding_mask`` B x T (True at pad),
-``final`` B x C (the final non-pad hidden state of the last layer, both directions
-concatenated). It must ignore pad positions entirely. Register one with
-``@register_pooler("name")`` in a new file of this folder.
+``final`` B x C (the final non-pad hidden state of the last layer; a bidirectional
+encoder's two directions combined as ``--encoder-merge`` says, like ``states``). It
+must ignore pad positions entirely. Register one with ``@register_pooler("name")``
+in a new file of this folder.
 """
 
 from fairseq_seqvae.modules.registry import import_folder, make_registry
