@@ -76,6 +76,7 @@ def build_criterion(dictionary, **overrides):
         kl_max=1.0,
         kl_warmup_updates=100,
         kl_cycle_updates=100,
+        kl_hold_updates=0,
         kl_cycle_ratio=0.5,
         kl_num_cycles=0,
         free_bits=0.0,

@@ -44,6 +44,9 @@ METHODS = {
     "cyclical_free_bits": (["--pooling", "last", *CYCLICAL, "--free-bits", 0.25],
                            cyclical_beta, 0.25),
     "bn_vae": (["--pooling", "mean", *LINEAR, "--bn-gamma", 0.6], linear_beta, 0.0),
+    # a constant-beta phase of 2 updates before the warm-up
+    "linear_hold": (["--pooling", "max", *LINEAR, "--kl-hold-updates", 2],
+                    lambda k: linear_beta(max(0, k - 2)), 0.0),
     # validation at N in both the resumed and the uninterrupted run, so they compare
     "aggressive": (["--pooling", "last", *LINEAR, "--aggressive",
                     "--validate-interval-updates", N], linear_beta, 0.0),

@@ -74,6 +74,20 @@ def test_linear_with_nonzero_start():
     assert linear(10, p) == pytest.approx(0.6)
 
 
+def test_linear_hold_keeps_start_then_warms_up():
+    """--kl-hold-updates: beta = start for that many updates, then the same ramp,
+    shifted."""
+    linear = KL_SCHEDULES["linear"]
+    held = KLScheduleParams(start=0.1, max=1.0, warmup_updates=100, hold_updates=50)
+    plain = KLScheduleParams(start=0.1, max=1.0, warmup_updates=100)
+    assert [linear(n, held) for n in (0, 25, 49, 50)] == [pytest.approx(0.1)] * 4
+    for n in (50, 75, 100, 149, 150, 10**6):
+        assert linear(n, held) == pytest.approx(linear(n - 50, plain))
+    assert linear(150, held) == pytest.approx(1.0)
+    assert KL_SCHEDULES["linear"](10, KLScheduleParams(start=0.2, max=0.8, hold_updates=20)) \
+        == pytest.approx(0.2)
+
+
 def test_linear_without_warmup_is_max():
     p = KLScheduleParams(start=0.0, max=0.8, warmup_updates=0)
     assert KL_SCHEDULES["linear"](0, p) == pytest.approx(0.8)

@@ -60,6 +60,11 @@ class SeqVAEELBOConfig(FairseqDataclass):
         metadata={"help": "linear schedule: optimizer updates from --kl-start to "
                   "--kl-max (default 10000)"},
     )
+    kl_hold_updates: int = field(
+        default=0,
+        metadata={"help": "linear schedule: optimizer updates at constant beta = "
+                  "--kl-start before the warm-up begins (default 0)"},
+    )
     kl_cycle_updates: int = field(
         default=10000,
         metadata={"help": "cyclical schedule: optimizer updates per cycle (default 10000)"},
@@ -86,12 +91,15 @@ class SeqVAEELBOConfig(FairseqDataclass):
 @register_criterion("seqvae_elbo", dataclass=SeqVAEELBOConfig)
 class SeqVAEELBOCriterion(FairseqCriterion):
     def __init__(self, task, kl_schedule, kl_start, kl_max, kl_warmup_updates,
-                 kl_cycle_updates, kl_cycle_ratio, kl_num_cycles, free_bits, sentence_avg):
+                 kl_hold_updates, kl_cycle_updates, kl_cycle_ratio, kl_num_cycles, free_bits,
+                 sentence_avg):
         super().__init__(task)
         if kl_schedule == "cyclical" and kl_cycle_updates < 1:
             raise ValueError("--kl-cycle-updates must be at least 1")
         if not 0.0 <= kl_cycle_ratio <= 1.0:
             raise ValueError("--kl-cycle-ratio must be in [0, 1]")
+        if kl_hold_updates < 0:
+            raise ValueError("--kl-hold-updates must be >= 0")
         if free_bits < 0:
             raise ValueError("--free-bits must be >= 0 (nats per latent dimension)")
         self.schedule = KL_SCHEDULES[kl_schedule]
@@ -99,6 +107,7 @@ class SeqVAEELBOCriterion(FairseqCriterion):
             start=kl_start,
             max=kl_max,
             warmup_updates=kl_warmup_updates,
+            hold_updates=kl_hold_updates,
             cycle_updates=kl_cycle_updates,
             cycle_ratio=kl_cycle_ratio,
             num_cycles=kl_num_cycles,

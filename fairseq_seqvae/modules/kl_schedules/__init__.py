@@ -15,6 +15,7 @@ class KLScheduleParams:
     start: float = 1.0  # beta at update 0 (and at the start of each cycle)
     max: float = 1.0  # beta after warm-up (and at the end of each cycle's ramp)
     warmup_updates: int = 0  # linear: updates from start to max
+    hold_updates: int = 0  # linear: updates at start before the warm-up begins
     cycle_updates: int = 10000  # cyclical: updates per cycle
     cycle_ratio: float = 0.5  # cyclical: fraction of a cycle spent ramping up
     num_cycles: int = 0  # cyclical: cycles before beta stays at max (0: forever)
