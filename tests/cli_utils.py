@@ -82,11 +82,13 @@ def synthetic_text(root: Path, **sizes: int) -> Path:
     return root
 
 
-def binarized_synthetic(root: Path, train: int, valid: int) -> Path:
-    """A synthetic corpus binarized by fairseq-preprocess into ``root/bin``."""
-    synthetic_text(root, train=train, valid=valid)
+def binarized_synthetic(root: Path, train: int, valid: int, test: int = 0) -> Path:
+    """A synthetic corpus (with a test split if ``test``) binarized by
+    fairseq-preprocess into ``root/bin``."""
+    synthetic_text(root, train=train, valid=valid, **({"test": test} if test else {}))
     return preprocess(root / "bin", root, trainpref=root / "train.txt",
-                      validpref=root / "valid.txt")
+                      validpref=root / "valid.txt",
+                      testpref=root / "test.txt" if test else None)
 
 
 def with_empty_lines(lines: Sequence[str], every: int) -> List[str]:
@@ -149,7 +151,8 @@ def run_fails(cmd: Sequence, cwd: Path, **kwargs) -> subprocess.CompletedProcess
 
 
 def preprocess(destdir: Path, cwd: Path, trainpref: Optional[Path] = None,
-               validpref: Optional[Path] = None, srcdict: Optional[Path] = None):
+               validpref: Optional[Path] = None, srcdict: Optional[Path] = None,
+               testpref: Optional[Path] = None):
     """``fairseq-preprocess --only-source``: one sentence per line -> destdir."""
     cmd = [console_script("fairseq-preprocess"), "--only-source", "--destdir", destdir,
            "--workers", "1"]
@@ -157,6 +160,8 @@ def preprocess(destdir: Path, cwd: Path, trainpref: Optional[Path] = None,
         cmd += ["--trainpref", trainpref]
     if validpref is not None:
         cmd += ["--validpref", validpref]
+    if testpref is not None:
+        cmd += ["--testpref", testpref]
     if srcdict is not None:
         cmd += ["--srcdict", srcdict]
     run(cmd, cwd)

@@ -1,0 +1,382 @@
+#!/usr/bin/env python
+"""Run a grid of fairseq-train runs (settings x poolings x seeds), resumably, evaluate
+each at the end of its KL warm-up and at its end, and write a table and figures.
+
+The grid is a JSON file (examples in ``examples/studies/``)::
+
+    {
+      "name": "screen-yahoo",
+      "data": "data-bin/yahoo-mini",          # binarized; --data overrides
+      "poolings": ["last", "max"],
+      "seeds": [1],
+      "flags": ["--arch", "seqvae_lstm_ptb", "--max-update", "2000", ...],
+      "settings": {
+        "adam":  {"flags": ["--optimizer", "adam", "--lr", "0.003"]},
+        "split": {"flags": ["--optimizer", "encoder_decoder", "--lr", "1.0"]},
+        "split-bienc": {"extends": "split", "flags": ["--encoder-bidirectional"]}
+      },
+      "eval": {"k": 50}
+    }
+
+A setting's flags come after those it ``extends`` (recursively) and after the grid's
+``flags``, so a later flag wins: a new factor is a new setting, one flag different from
+the setting it extends. Each run is ``<setting>-<pooling>-s<seed>`` in ``--out``
+(default ``runs/<name>``); re-running the script resumes every unfinished run from its
+checkpoint_last.pt, skips finished ones and reuses finished evaluations, so it can be
+stopped at any time (``--hours`` stops it cleanly).
+
+Each run is evaluated with ``seqvae-eval`` at two checkpoints: ``warmup`` (the update at
+which beta reaches its final value: a setting's ``"warmup_end"``, else its
+``--kl-hold-updates`` + ``--kl-warmup-updates``; the script saves a checkpoint there) and ``final``
+(checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
+dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50).
+The table's β is that of the last update before the checkpoint. Results go to
+``results.jsonl`` and ``table.md``, and ``curves-<setting>.png`` shows
+each setting's validation curves, one line per run.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGIN_DIR = os.path.join(ROOT, "fairseq_seqvae")
+BIN_DIR = os.path.dirname(sys.executable)
+PHASES = ("warmup", "final")
+# fairseq-train flags every run gets (its log, checkpoints and validation batch)
+RUN_FLAGS = ["--log-format", "json", "--no-progress-bar", "--num-workers", "0",
+             "--no-epoch-checkpoints", "--batch-size-valid", "32"]
+# table columns: (key, header, format)
+COLUMNS = [
+    ("setting", "setting", "{}"), ("pooling", "pooling", "{}"), ("seed", "seed", "{}"),
+    ("phase", "phase", "{}"), ("updates", "updates", "{:.0f}"), ("beta", "β", "{:.2f}"),
+    ("valid_elbo", "valid −ELBO", "{:.2f}"), ("valid_kl", "KL", "{:.2f}"),
+    ("valid_mi", "MI", "{:.2f}"), ("valid_au", "AU", "{:.0f}"),
+    ("valid_feat_var", "feat-var", "{:.2e}"), ("test_iw_nll", "test IW-NLL", "{:.2f}"),
+    ("test_ppl", "test PPL", "{:.1f}"), ("train_min", "train min", "{:.0f}"),
+]
+
+
+class StudyError(Exception):
+    """A bad grid file or a failed command: printed, exit code 1."""
+
+
+def log(msg: str):
+    print(f"[study {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def flag_value(flags: List[str], name: str) -> Optional[str]:
+    """The value of the last ``name VALUE`` in ``flags``, or None."""
+    found = None
+    for i, flag in enumerate(flags[:-1]):
+        if flag == name:
+            found = flags[i + 1]
+    return found
+
+
+def load_grid(path: str) -> Dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            grid = json.load(f)
+    except FileNotFoundError:
+        raise StudyError(f"no grid file {path}")
+    except ValueError as e:
+        raise StudyError(f"{path} is not valid JSON: {e}")
+    for key in ("name", "poolings", "seeds", "settings"):
+        if key not in grid:
+            raise StudyError(f"{path}: the grid needs '{key}' (see scripts/study.py --help)")
+    return grid
+
+
+def setting_flags(grid: Dict, name: str, seen=()) -> List[str]:
+    """The grid's flags, then those of the settings ``name`` extends, then its own."""
+    settings = grid["settings"]
+    if name not in settings:
+        raise StudyError(f"setting '{seen[-1]}' extends unknown setting '{name}'")
+    if name in seen:
+        raise StudyError(f"settings extend each other in a cycle: {' -> '.join(seen + (name,))}")
+    setting = settings[name]
+    parent = setting.get("extends")
+    base = setting_flags(grid, parent, seen + (name,)) if parent else list(grid.get("flags", []))
+    return base + [str(f) for f in setting.get("flags", [])]
+
+
+def warmup_end(grid: Dict, name: str) -> int:
+    setting = grid["settings"][name]
+    while "warmup_end" not in setting and setting.get("extends"):
+        setting = grid["settings"][setting["extends"]]
+    if "warmup_end" in setting:
+        return int(setting["warmup_end"])
+    flags = setting_flags(grid, name)
+    return sum(int(flag_value(flags, flag) or 0)
+               for flag in ("--kl-hold-updates", "--kl-warmup-updates"))
+
+
+def expand(grid: Dict, only: Optional[List[str]]) -> List[Dict]:
+    runs = []
+    for setting in grid["settings"]:
+        flags = setting_flags(grid, setting)
+        max_update = flag_value(flags, "--max-update")
+        if max_update is None:
+            raise StudyError(f"setting '{setting}' has no --max-update (the run's budget)")
+        for pooling in grid["poolings"]:
+            for seed in grid["seeds"]:
+                name = f"{setting}-{pooling}-s{seed}"
+                if only and not any(pattern in name for pattern in only):
+                    continue
+                runs.append({"name": name, "setting": setting, "pooling": pooling,
+                             "seed": seed, "flags": flags, "max_update": int(max_update),
+                             "warmup_end": warmup_end(grid, setting)})
+    return runs
+
+
+def train_command(run: Dict, data: str, save_dir: str, stop_hours: Optional[float]) -> List[str]:
+    cmd = [os.path.join(BIN_DIR, "fairseq-train"), data, "--user-dir", PLUGIN_DIR,
+           *run["flags"], "--pooling", run["pooling"], "--seed", str(run["seed"]),
+           "--save-dir", save_dir, *RUN_FLAGS]
+    if run["warmup_end"] > 0:
+        cmd += ["--save-interval-updates", str(run["warmup_end"])]
+    if stop_hours is not None:
+        cmd += ["--stop-time-hours", f"{max(stop_hours, 1e-3):.4f}"]
+    return cmd
+
+
+def valid_records(log_path: str) -> Dict[int, Dict[str, float]]:
+    """fairseq's JSON validation records in ``log_path``, by update."""
+    out = {}
+    if not os.path.isfile(log_path):
+        return out
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if " | valid | " not in line or "{" not in line:
+                continue
+            try:
+                record = json.loads(line[line.index("{"):])
+            except ValueError:
+                continue
+            values = {}
+            for key, value in record.items():
+                try:
+                    values[key.replace("valid_", "", 1)] = float(value)
+                except (TypeError, ValueError):
+                    pass
+            if "num_updates" in values:
+                out[int(values["num_updates"])] = values
+    return out
+
+
+def checkpoint_at(save_dir: str, updates: int) -> Optional[str]:
+    found = sorted(glob.glob(os.path.join(save_dir, f"checkpoint_*_{updates}.pt")))
+    return found[-1] if found else None
+
+
+class Study:
+    def __init__(self, grid: Dict, data: str, out: str, threads: int, deadline: Optional[float]):
+        self.grid, self.data, self.out = grid, data, out
+        self.threads, self.deadline = threads, deadline
+        self.k = int(grid.get("eval", {}).get("k", 50))
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+                    "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        self.lock = threading.Lock()
+
+    def hours_left(self) -> Optional[float]:
+        return None if self.deadline is None else (self.deadline - time.time()) / 3600
+
+    def run_logged(self, cmd: List[str], log_path: str, append: bool = False) -> int:
+        with open(log_path, "a" if append else "w", encoding="utf-8") as f:
+            f.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+            f.flush()
+            return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env)
+
+    def train(self, run: Dict) -> bool:
+        """Trains (or resumes) ``run``; True once it has reached its --max-update."""
+        save_dir = os.path.join(self.out, run["name"])
+        os.makedirs(save_dir, exist_ok=True)
+        log_path = os.path.join(save_dir, "train.log")
+        if max(valid_records(log_path), default=0) >= run["max_update"]:
+            return True
+        left = self.hours_left()
+        if left is not None and left <= 0:
+            return False
+        log(f"{run['name']}: training")
+        start = time.time()
+        cmd = train_command(run, self.data, save_dir, left)
+        rc = self.run_logged(cmd, log_path, append=True)
+        if rc != 0:
+            raise StudyError(f"{run['name']}: fairseq-train failed (exit code {rc}); "
+                             f"see {log_path}")
+        done = max(valid_records(log_path), default=0) >= run["max_update"]
+        log(f"{run['name']}: {'done' if done else 'stopped'} after "
+            f"{(time.time() - start) / 60:.1f} min")
+        return done
+
+    def evaluate(self, checkpoint: str, split: str, k: int) -> Dict:
+        """seqvae-eval's JSON for ``checkpoint`` on ``split``, cached beside it."""
+        cache = f"{checkpoint[:-3]}.eval-{split}-k{k}.json"
+        if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(checkpoint):
+            with open(cache, encoding="utf-8") as f:
+                return json.load(f)
+        cmd = [os.path.join(BIN_DIR, "seqvae-eval"), self.data, "--path", checkpoint,
+               "--split", split, "-k", str(k), "--json", "--no-progress-bar", "--cpu"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env)
+        if proc.returncode != 0:
+            raise StudyError(f"seqvae-eval failed on {checkpoint}:\n{proc.stderr[-2000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        with open(cache, "w", encoding="utf-8") as f:
+            json.dump(result, f)
+        return result
+
+    def measure(self, run: Dict, done: bool) -> List[Dict]:
+        save_dir = os.path.join(self.out, run["name"])
+        valid_log = valid_records(os.path.join(save_dir, "train.log"))
+        checkpoints = {"warmup": checkpoint_at(save_dir, run["warmup_end"])}
+        if done:
+            checkpoints["final"] = os.path.join(save_dir, "checkpoint_last.pt")
+        rows = []
+        for phase, checkpoint in checkpoints.items():
+            if checkpoint is None or not os.path.isfile(checkpoint):
+                continue
+            log(f"{run['name']}: evaluating the {phase} checkpoint")
+            valid = self.evaluate(checkpoint, "valid", 1)
+            test = self.evaluate(checkpoint, "test", self.k)
+            updates = int(valid.get("updates", 0))
+            row = {key: run[key] for key in ("name", "setting", "pooling", "seed")}
+            row.update({
+                "phase": phase, "updates": updates,
+                "beta": valid_log.get(updates, {}).get("kl_weight"),
+                "train_min": valid.get("train_seconds", 0) / 60, "k": self.k,
+                "checkpoint": os.path.relpath(checkpoint, self.out),
+            })
+            for key in ("elbo", "kl", "mi", "au", "feat_var"):
+                row[f"valid_{key}"] = valid.get(key)
+            for key in ("iw_nll", "ppl"):
+                row[f"test_{key}"] = test.get(key)
+            rows.append(row)
+        return rows
+
+    def run_one(self, run: Dict) -> List[Dict]:
+        """The run's rows; a failed run gives one row saying so (every run is reported)."""
+        try:
+            return self.measure(run, self.train(run))
+        except StudyError as err:
+            log(f"{run['name']}: FAILED: {err}")
+            return [{**{key: run[key] for key in ("name", "setting", "pooling", "seed")},
+                     "phase": "failed", "error": str(err)}]
+
+
+def format_table(rows: List[Dict]) -> str:
+    def cell(row, key, fmt):
+        value = row.get(key)
+        return "-" if value is None else fmt.format(value)
+
+    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row, k, f) for k, _, f in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
+    figures = []
+    for setting in dict.fromkeys(run["setting"] for run in runs):
+        logs = [f"{run['pooling']}-s{run['seed']}="
+                f"{os.path.join(study.out, run['name'], 'train.log')}"
+                for run in runs if run["setting"] == setting
+                and valid_records(os.path.join(study.out, run["name"], "train.log"))]
+        if not logs:
+            continue
+        out = os.path.join(study.out, f"curves-{setting}.png")
+        cmd = [os.path.join(BIN_DIR, "seqvae-plot"), "curves", *logs, "--out", out,
+               "--title", f"{study.grid['name']}: {setting}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=study.env)
+        if proc.returncode != 0:
+            log(f"no figure for {setting}: {proc.stderr.strip()[-300:]}")
+            continue
+        figures.append(out)
+    return figures
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="scripts/study.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("grid", help="the grid, a JSON file (see above)")
+    parser.add_argument("--data", help="binarized data directory (default: the grid's 'data')")
+    parser.add_argument("--out", help="folder of the runs, results and figures "
+                        "(default runs/<grid name>)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="runs trained side by side (default 2, one per core here)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per run (OMP_NUM_THREADS; default 1)")
+    parser.add_argument("--hours", type=float, default=None,
+                        help="wall-clock budget: runs stop cleanly (with a checkpoint) when "
+                             "it is spent and no new run starts; re-run to resume "
+                             "(default: no limit)")
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="only the runs whose name contains one of these")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print each run's fairseq-train command and exit")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: evaluate what is finished and write the report")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
+    try:
+        grid = load_grid(args.grid)
+        data = args.data or grid.get("data")
+        if not data:
+            raise StudyError("no data directory: pass --data or set 'data' in the grid")
+        if not os.path.isfile(os.path.join(data, "dict.txt")):
+            raise StudyError(f"{data} holds no binarized corpus (no dict.txt); binarize it "
+                             f"with fairseq-preprocess --only-source")
+        out = os.path.abspath(args.out or os.path.join("runs", grid["name"]))
+        runs = expand(grid, args.only)
+        if not runs:
+            raise StudyError("no run matches --only")
+        if args.dry_run:
+            for run in runs:
+                cmd = train_command(run, data, os.path.join(out, run["name"]), None)
+                print(" ".join(shlex.quote(c) for c in cmd))
+            updates = sum(run["max_update"] for run in runs)
+            print(f"# {len(runs)} runs, {updates} updates in all", file=sys.stderr)
+            return
+        os.makedirs(out, exist_ok=True)
+        deadline = None if args.hours is None else time.time() + args.hours * 3600
+        study = Study(grid, data, out, args.threads, deadline)
+        if args.report:
+            study.deadline = time.time()  # nothing trains; finished runs are measured
+        log(f"{len(runs)} runs in {out}, {args.jobs} at a time, {args.threads} thread(s) each")
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(study.run_one, runs))
+        rows = [row for result in results for row in result]
+        with open(os.path.join(out, "results.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        table = format_table(rows)
+        with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+            f.write(f"{grid['name']}: valid metrics (k = 1) and test IW-NLL (k = {study.k}), "
+                    "nats per sentence\n\n" + table + "\n")
+        print(table)
+        figures = draw_curves(study, runs)
+        unfinished = len({r["name"] for r in rows if r["phase"] not in ("final", "failed")}
+                         - {r["name"] for r in rows if r["phase"] == "final"})
+        unfinished += len(runs) - len({r["name"] for r in rows})
+        log(f"table: {os.path.join(out, 'table.md')}; figures: {', '.join(figures) or 'none'}"
+            + (f"; {unfinished} runs unfinished (re-run to resume)" if unfinished else ""))
+        failed = [row["name"] for row in rows if row["phase"] == "failed"]
+        if failed:
+            raise StudyError(f"{len(failed)} runs failed: {', '.join(failed)}")
+    except StudyError as err:
+        sys.exit(f"study.py: error: {err}")
+
+
+if __name__ == "__main__":
+    main()
