@@ -108,12 +108,12 @@ def readme_snippet() -> str:
 
 def test_readme_snippet_runs(trained_vae, tmp_path):
     """The README's snippet, run as a script, against a trained checkpoint placed where
-    the README says."""
+    the README says (the quick start's output folders)."""
     code = readme_snippet()
-    (tmp_path / "checkpoints").mkdir()
-    os.symlink(trained_vae.save_dir, tmp_path / "checkpoints" / "ptb-max")
-    os.makedirs(tmp_path / "data-bin")
-    os.symlink(trained_vae.data, tmp_path / "data-bin" / "ptb")
+    # the folders that `bash scripts/quickstart.sh` creates
+    (tmp_path / "quickstart-out").mkdir()
+    os.symlink(trained_vae.save_dir, tmp_path / "quickstart-out" / "max")
+    os.symlink(trained_vae.data, tmp_path / "quickstart-out" / "bin")
     (tmp_path / "snippet.py").write_text(code)
     proc = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=240)
