@@ -29,7 +29,8 @@ Each run is evaluated with ``seqvae-eval`` at two checkpoints: ``warmup`` (the u
 which beta reaches its final value: a setting's ``"warmup_end"``, else its
 ``--kl-hold-updates`` + ``--kl-warmup-updates``; the script saves a checkpoint there) and ``final``
 (checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
-dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50).
+dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
+phases listed in ``eval.test_phases`` (default both).
 The table's β is that of the last update before the checkpoint. Results go to
 ``results.jsonl`` and ``table.md``, and ``curves-<setting>.png`` shows
 each setting's validation curves, one line per run.
@@ -183,6 +184,7 @@ class Study:
         self.grid, self.data, self.out = grid, data, out
         self.threads, self.deadline = threads, deadline
         self.k = int(grid.get("eval", {}).get("k", 50))
+        self.test_phases = grid.get("eval", {}).get("test_phases", list(PHASES))
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads),
                     "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         self.lock = threading.Lock()
@@ -246,7 +248,7 @@ class Study:
                 continue
             log(f"{run['name']}: evaluating the {phase} checkpoint")
             valid = self.evaluate(checkpoint, "valid", 1)
-            test = self.evaluate(checkpoint, "test", self.k)
+            test = self.evaluate(checkpoint, "test", self.k) if phase in self.test_phases else {}
             updates = int(valid.get("updates", 0))
             row = {key: run[key] for key in ("name", "setting", "pooling", "seed")}
             row.update({
