@@ -32,11 +32,11 @@ setup(
     ],
     entry_points={
         "console_scripts": [
-            "seqvae-help = fairseq_seqvae.train_help:main",
-            "seqvae-compare = fairseq_seqvae.compare:main",
-            "seqvae-eval = fairseq_seqvae.evaluate:main",
-            "seqvae-generate = fairseq_seqvae.generate:main",
-            "seqvae-plot = fairseq_seqvae.plot:main",
+            "seqvae-help = fairseq_seqvae.cli.help:main",
+            "seqvae-compare = fairseq_seqvae.cli.compare:main",
+            "seqvae-eval = fairseq_seqvae.cli.evaluate:main",
+            "seqvae-generate = fairseq_seqvae.cli.generate:main",
+            "seqvae-plot = fairseq_seqvae.cli.plot:main",
         ]
     },
 )

@@ -19,15 +19,15 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
 import cli_utils as cu  # noqa: E402
 
-from fairseq_seqvae import compare  # noqa: E402
-from fairseq_seqvae.demo_corpus import (  # noqa: E402
+from fairseq_seqvae.cli import compare  # noqa: E402
+from fairseq_seqvae.cli.demo_corpus import (  # noqa: E402
     SENTIMENT,
     TOPICS,
     generate_sentences,
     write_demo_corpus,
 )
 
-COMPARE = [sys.executable, "-m", "fairseq_seqvae.compare"]
+COMPARE = [sys.executable, "-m", "fairseq_seqvae.cli.compare"]
 # the repository first on the path: the checkout under test, installed or not
 ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(cu.REPO), os.environ.get("PYTHONPATH")]))}
 METRICS = ["rec", "kl", "elbo", "mi", "au", "ppl"]
@@ -221,7 +221,7 @@ def test_compare_clear_errors(tmp_path, case):
 
 def test_console_script(tmp_path):
     setup_py = (cu.REPO / "setup.py").read_text(encoding="utf-8")
-    assert '"seqvae-compare = fairseq_seqvae.compare:main"' in setup_py
+    assert '"seqvae-compare = fairseq_seqvae.cli.compare:main"' in setup_py
     script = cu.BIN_DIR / "seqvae-compare"
     if not script.is_file():
         pytest.skip(f"{script} not installed yet: run scripts/setup.sh (it reinstalls the "

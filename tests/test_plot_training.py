@@ -1,4 +1,4 @@
-"""seqvae-plot (fairseq_seqvae/plot.py, also scripts/plot_training.py): log and TensorBoard
+"""seqvae-plot (fairseq_seqvae/cli/plot.py, also scripts/plot_training.py): log and TensorBoard
 parsing (hand-written logs, and real fairseq-train runs whose text log must agree with their
 event files), the curves figure and the latent-space figure, run as a user runs them."""
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fairseq_seqvae import plot
+from fairseq_seqvae import fairseq_logs
+from fairseq_seqvae.cli import plot
 
 SCRIPT = cu.REPO / "scripts" / "plot_training.py"
 
@@ -41,7 +42,7 @@ SIMPLE_LOG = """\
 
 
 def test_parse_json_log():
-    series = plot.parse_log(JSON_LOG)
+    series = fairseq_logs.parse_log(JSON_LOG)
     assert sorted(series) == ["test", "train", "train_inner", "valid"]
     valid = series["valid"]
     assert valid["kl"] == [(5, 0.5), (10, 0.8)]  # the resumed run's record replaces the first
@@ -57,7 +58,7 @@ def test_parse_json_log():
 
 
 def test_parse_simple_log():
-    series = plot.parse_log(SIMPLE_LOG)
+    series = fairseq_logs.parse_log(SIMPLE_LOG)
     assert series["valid"]["kl"] == [(5, 0.5), (10, 0.75)]
     assert series["valid"]["mi"] == [(5, 0.25), (10, 0.0)]
     assert series["valid"]["au"] == [(5, 1.0), (10, 2.0)]
@@ -139,8 +140,8 @@ def assert_png(path, min_size=(400, 250)):
 @pytest.mark.parametrize("fmt", ["json", "simple"])
 def test_text_log_agrees_with_tensorboard(real_runs, fmt):
     log, save_dir = real_runs[fmt]
-    from_log = plot.load_run(str(log))
-    from_events = plot.load_run(str(save_dir))  # finds save_dir/tb/{train_inner,train,valid}
+    from_log = fairseq_logs.load_run(str(log))
+    from_events = fairseq_logs.load_run(str(save_dir))  # finds save_dir/tb/{train_inner,train,valid}
     assert sorted(from_events) == ["train", "train_inner", "valid"]
     for metric in CURVES:
         text_points, event_points = from_log["valid"][metric], from_events["valid"][metric]
@@ -161,7 +162,7 @@ def test_curves_figure_from_logs_and_events(real_runs, tmp_path):
     partial = tmp_path / "partial" / "train.log"  # a run that logged no mi / au
     partial.parent.mkdir()
     partial.write_text(re.sub(r'"valid_(mi|au)": "[^"]*", ', "", JSON_LOG))
-    assert "mi" not in plot.load_run(str(partial))["valid"]
+    assert "mi" not in fairseq_logs.load_run(str(partial))["valid"]
     out = tmp_path / "curves.png"
     proc = cu.run([sys.executable, SCRIPT, "curves", f"json={real_runs['json'][0]}",
                    f"simple-tb={real_runs['simple'][1] / 'tb'}", partial, "--train",

@@ -14,7 +14,8 @@ class SentenceDataset(FairseqDataset):
 
     Empty sentences are skipped; sentences longer than ``max_words`` are skipped
     or, with ``truncate``, cut to ``max_words`` words (EOS kept). Every skipped or
-    truncated sentence is counted in ``self.counts`` and logged.
+    truncated sentence is counted in ``self.counts`` and logged. With ``limit`` > 0
+    only the first ``limit`` sentences kept (in file order) are used.
 
     A batch holds, right-padded:
         net_input.src_tokens        B x T  words + EOS (encoder input)
@@ -24,7 +25,7 @@ class SentenceDataset(FairseqDataset):
     """
 
     def __init__(self, dataset, sizes, dictionary, max_words=0, truncate=False,
-                 shuffle=True, name="dataset"):
+                 shuffle=True, name="dataset", limit=0):
         self.dataset = dataset
         self.dictionary = dictionary
         self.shuffle = shuffle
@@ -42,6 +43,8 @@ class SentenceDataset(FairseqDataset):
         if not truncate:
             keep &= ~too_long
         self.index = np.flatnonzero(keep)
+        if limit > 0:
+            self.index = self.index[:limit]
         self.sizes = sizes[self.index]
         if truncate and max_words > 0:
             self.sizes = np.minimum(self.sizes, max_words + 1)

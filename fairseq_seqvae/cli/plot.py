@@ -15,11 +15,9 @@ projection of posterior means coloured by label or sentence length.
 """
 
 import argparse
-import json
 import math
 import os
 import re
-import struct
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,9 +28,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-# {log tag (valid, train_inner, train, ...): {metric: [(update, value), ...]}}
-Series = Dict[str, Dict[str, List[Tuple[int, float]]]]
+from fairseq_seqvae.fairseq_logs import LogError, Series, load_run  # noqa: E402
+from fairseq_seqvae.hub import SeqVAE  # noqa: E402
+from fairseq_seqvae.modules.gaussian import active_units  # noqa: E402
 
 # metric -> (panel title, y-axis label); units as in fairseq_seqvae/criterions/seqvae_elbo.py
 METRICS = {
@@ -48,14 +48,6 @@ DEFAULT_METRICS = "kl,mi,au,rec,elbo"
 # training curves exist only for these (mi and au are computed on validation)
 TRAIN_METRICS = ("kl", "rec", "elbo", "kl_weight", "ppl", "loss", "nll_loss")
 MAX_CATEGORIES = 20
-# a latent dimension is active when its posterior mean varies this much (as in seqvae_elbo)
-AU_THRESHOLD = 0.01
-
-# "2026-01-01 12:00:00 | INFO | valid | <record>": fairseq names the logger after the tag
-LOG_LINE = re.compile(r"\|\s*[A-Z]+\s*\|\s*(?P<tag>\w+)\s*\|\s*(?P<record>.*?)\s*$")
-# --log-format simple: "key value | ..." (epoch-end records) or "key=value, ..." (train_inner)
-NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan"
-SIMPLE_PAIR = re.compile(rf"(?:^|[\s,|])(?P<key>[A-Za-z_]\w*)[= ](?P<value>{NUMBER})(?=$|[\s,|])")
 
 
 def note(message: str):
@@ -66,118 +58,7 @@ class PlotError(Exception):
     """Bad input (paths, logs, labels): reported as one message."""
 
 
-# ---- reading runs ------------------------------------------------------------------
-
-
-def _float(value) -> Optional[float]:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_record(tag: str, record: str) -> Optional[Dict[str, float]]:
-    """Metrics of one log record: a JSON object (``--log-format json``, keys of
-    epoch-end records prefixed with ``<tag>_``) or ``key value | ...`` /
-    ``key=value, ...`` pairs (``--log-format simple``)."""
-    if record.startswith("{"):
-        try:
-            raw = json.loads(record)
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(raw, dict):
-            return None
-        prefix = f"{tag}_"
-        values = {(k[len(prefix):] if k.startswith(prefix) else k): _float(v)
-                  for k, v in raw.items()}
-    else:
-        values = {m.group("key"): float(m.group("value")) for m in SIMPLE_PAIR.finditer(record)}
-    values = {k: v for k, v in values.items() if v is not None}
-    return values if "num_updates" in values else None
-
-
-def parse_log(text: str) -> Series:
-    """``{tag: {metric: [(update, value)]}}`` of the metric records in a fairseq-train
-    log; other lines are ignored. A value logged twice for one update (a run resumed
-    from a checkpoint) keeps the later one."""
-    series: Dict[str, Dict[str, Dict[int, float]]] = {}
-    for line in text.splitlines():
-        m = LOG_LINE.search(line)
-        if m is None:
-            continue
-        values = parse_record(m.group("tag"), m.group("record"))
-        if values is None:
-            continue
-        update = int(values.pop("num_updates"))
-        for key, value in values.items():
-            series.setdefault(m.group("tag"), {}).setdefault(key, {})[update] = value
-    return _sorted(series)
-
-
-def _sorted(series: Dict[str, Dict[str, Dict[int, float]]]) -> Series:
-    return {tag: {key: sorted(points.items()) for key, points in metrics.items()}
-            for tag, metrics in series.items()}
-
-
-def _event_payloads(path: str):
-    """Records of a TFRecord file (u64 length, u32 length crc, data, u32 data crc);
-    a record cut short by a run that is still writing ends the file."""
-    with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if len(header) < 12:
-                return
-            (length,) = struct.unpack("<Q", header[:8])
-            payload = f.read(length)
-            if len(payload) < length or len(f.read(4)) < 4:
-                return
-            yield payload
-
-
-def read_tensorboard(logdir: str) -> Series:
-    """Scalars of fairseq's ``--tensorboard-logdir`` (one folder of event files per
-    tag: train_inner, train, valid, ...); the step is the update number."""
-    from tensorboardX.proto.event_pb2 import Event
-
-    series: Dict[str, Dict[str, Dict[int, float]]] = {}
-    for folder, _, files in sorted(os.walk(logdir)):
-        tag = os.path.basename(folder)
-        for name in sorted(f for f in files if f.startswith("events.out.tfevents.")):
-            for payload in _event_payloads(os.path.join(folder, name)):
-                event = Event()
-                try:
-                    event.ParseFromString(payload)
-                except Exception:  # a damaged record: skip it, keep the rest
-                    continue
-                for value in event.summary.value:
-                    kind = value.WhichOneof("value")
-                    if kind == "simple_value":
-                        number = value.simple_value
-                    elif kind == "tensor" and value.tensor.float_val:
-                        number = value.tensor.float_val[0]
-                    else:
-                        continue
-                    series.setdefault(tag, {}).setdefault(value.tag, {})[event.step] = number
-    return _sorted(series)
-
-
-def load_run(path: str) -> Series:
-    """A run from a log file, or from a directory holding TensorBoard event files
-    (a --tensorboard-logdir, or a --save-dir with one inside)."""
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            series = parse_log(f.read())
-        if not series:
-            raise PlotError(f"{path} has no fairseq metric records (a fairseq-train log "
-                            "written with --log-format json or simple?)")
-        return series
-    if os.path.isdir(path):
-        series = read_tensorboard(path)
-        if not series:
-            raise PlotError(f"no TensorBoard event files with scalars under {path} (pass a "
-                            "fairseq-train log file, or the --tensorboard-logdir)")
-        return series
-    raise PlotError(f"{path} does not exist")
+# ---- naming runs ------------------------------------------------------------------
 
 
 def run_spec(spec: str) -> Tuple[str, str]:
@@ -317,11 +198,19 @@ def length_buckets(sentences: Sequence[str], buckets: int) -> List[str]:
     return [names[b] for b in index]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def category_order(labels: Sequence[str]) -> List[str]:
     """Distinct labels: numerically sorted when they are all numbers, else with the
     numbers inside them compared as numbers ("2-5" before "10-12")."""
     distinct = set(labels)
-    if all(_float(label) is not None for label in distinct):
+    if all(_is_number(label) for label in distinct):
         return sorted(distinct, key=float)
     return sorted(distinct, key=lambda label: [int(t) if t.isdigit() else t
                                                for t in re.split(r"(\d+)", label)])
@@ -352,8 +241,6 @@ def encode_means(name: str, checkpoint: str, sentences: List[str], data: Optiona
                  checkpoint_file: str = "checkpoint_best.pt", cpu: bool = False,
                  batch_size: int = 64) -> Optional[np.ndarray]:
     """N x Z posterior means of a checkpoint, or None (with a note) for an LSTM LM."""
-    from fairseq_seqvae import SeqVAE
-
     try:
         vae = SeqVAE.from_pretrained(checkpoint, data, checkpoint_file=checkpoint_file,
                                      device="cpu" if cpu else None)
@@ -384,7 +271,8 @@ def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_
     for ax, (name, means) in zip(axes[0], panels):
         coords, ratios = pca_2d(means)
         variance = means.var(axis=0, ddof=1)  # Z
-        au = int((variance >= AU_THRESHOLD).sum())
+        means64 = torch.from_numpy(means)
+        au = active_units(means64.sum(0), means64.pow(2).sum(0), len(means))
         spread = float(variance.sum())
         for i, category in enumerate(categories):
             at = labels == category
@@ -483,7 +371,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         args.func(args)
-    except (PlotError, OSError) as err:
+    except (PlotError, LogError, OSError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -8,17 +8,17 @@ prints the parser fairseq-train builds for our task, architecture and criterion.
     seqvae-help --arch seqvae_lstm_yahoo     # fairseq-train arguments, without the data dir
 """
 
-import os
 import sys
 
 from fairseq import options
 
-PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+from fairseq_seqvae.cli.fairseq_commands import CRITERION, PLUGIN_DIR, TASK
+
 DEFAULTS = {
     "--user-dir": PLUGIN_DIR,
-    "--task": "seqvae_language_modeling",
+    "--task": TASK,
     "--arch": "seqvae_lstm",
-    "--criterion": "seqvae_elbo",
+    "--criterion": CRITERION,
 }
 
 
