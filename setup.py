@@ -29,6 +29,8 @@ setup(
         "tqdm",
         "cffi",
         "cython",
+        # seqvae-plot, and seqvae-compare's figures (drawn by default)
+        "matplotlib>=3.10",
     ],
     entry_points={
         "console_scripts": [
