@@ -190,7 +190,43 @@ def test_curves_single_metric_and_errors(real_runs, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = cu.run_fails([sys.executable, SCRIPT, "curves", empty], tmp_path)
-    assert "no TensorBoard event files with scalars" in proc.stderr
+    assert "no TensorBoard event files with scalars and no train.log" in proc.stderr
+
+
+def test_curves_of_save_dirs_holding_train_log(tmp_path):
+    """seqvae-compare's folders: a --save-dir with the fairseq-train log as train.log
+    and no TensorBoard events (the quick start's last=DIR max=DIR)."""
+    for name in ("last", "max"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.log").write_text(JSON_LOG)
+    assert fairseq_logs.load_run(str(tmp_path / "max")) == fairseq_logs.parse_log(JSON_LOG)
+    out = tmp_path / "curves.png"
+    proc = cu.run([cu.console_script("seqvae-plot"), "curves", f"last={tmp_path / 'last'}",
+                   f"max={tmp_path / 'max'}", "--out", out], tmp_path)
+    assert "against updates for 2 run(s)" in proc.stdout
+    assert_png(out)
+
+
+def test_every_option_has_help():
+    for command in ("curves", "latent"):
+        text = " ".join(cu.run([cu.console_script("seqvae-plot"), command, "--help"],
+                               cu.REPO).stdout.split())
+        assert "--out OUT the PNG file to write" in text
+        assert "--dpi DPI resolution of the PNG in dots per inch (default 120)" in text
+
+
+def test_collapsed_panel_is_marked(tmp_path):
+    rng = np.random.default_rng(0)
+    collapsed = 1e-4 * rng.standard_normal((50, 4))  # every input gets the same mean
+    spread = rng.standard_normal((50, 4))
+    out = tmp_path / "latent.png"
+    rows = plot.plot_latent([("last", collapsed), ("max", spread)], None, "", str(out))
+    table = plot.format_latent_rows(rows)
+    last, best = table.splitlines()[1:]
+    assert last.split()[3] == "0" and last.endswith("collapsed")
+    assert float(last.split()[7]) < 1e-3
+    assert best.split()[3] == "4" and not best.endswith("collapsed")
+    assert_png(out)
 
 
 # ---- latent space -----------------------------------------------------------------

@@ -357,7 +357,7 @@ def build_parser():
                         help="do not draw the figures (by default WORK_DIR/curves.png: "
                              "validation KL, MI, AU, rec, -ELBO against updates per model; "
                              "WORK_DIR/latent.png: posterior means of the valid sentences, "
-                             "PCA, coloured by length)")
+                             "PCA; a collapsed model is marked)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (data, settings, per-model metrics and "
                              "paths) on stdout instead of the table")
@@ -449,8 +449,8 @@ def run(args) -> Dict:
 
 def draw_plots(results: List[Dict], text_dir: str, bin_dir: str, work_dir: str) -> Dict:
     """curves.png (validation metrics against updates, one line per model) and
-    latent.png (PCA of the posterior means of the valid sentences, by length; models
-    with a latent variable only) in ``work_dir``; returns {figure: path}."""
+    latent.png (PCA of the posterior means of the valid sentences; models with a
+    latent variable only) in ``work_dir``; returns {figure: path}."""
     curves = os.path.join(work_dir, "curves.png")
     runs = [(r["pooling"], load_run(r["log"])) for r in results]
     plot.plot_curves(runs, plot.DEFAULT_METRICS.split(","), "valid", True, curves,
@@ -462,8 +462,7 @@ def draw_plots(results: List[Dict], text_dir: str, bin_dir: str, work_dir: str) 
     panels = [(name, means) for name, means in panels if means is not None]  # no LMs
     if panels:
         figures["latent"] = os.path.join(work_dir, "latent.png")
-        plot.plot_latent(panels, plot.length_buckets(sentences, 4), "length (words)",
-                         figures["latent"])
+        plot.plot_latent(panels, None, "", figures["latent"])
     progress(f"figures: {', '.join(figures.values())}")
     return figures
 

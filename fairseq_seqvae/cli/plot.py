@@ -3,10 +3,11 @@
 KL, mutual information, active units, reconstruction and -ELBO against optimizer
 updates, one line per run (the picture of posterior collapse, Bowman et al. 2016 /
 He et al. 2019, and of its prevention by pooling, Long et al. 2019); and a 2-D PCA
-projection of posterior means coloured by label or sentence length.
+projection of posterior means (coloured by label or sentence length if asked).
 
     # runs as NAME=PATH (or PATH: named after its directory). PATH is a fairseq-train
-    # log (stdout of --log-format json or simple) or a --tensorboard-logdir / --save-dir
+    # log (stdout of --log-format json or simple), a --tensorboard-logdir, or a --save-dir
+    # holding one or a train.log (seqvae-compare's folders)
     seqvae-plot curves max=checkpoints/ptb-max last=checkpoints/ptb-last \\
         lm=logs/ptb-lm.log --out curves.png --train
     seqvae-plot latent max=checkpoints/yelp-max last=checkpoints/yelp-last \\
@@ -253,18 +254,27 @@ def encode_means(name: str, checkpoint: str, sentences: List[str], data: Optiona
     return mean.double().cpu().numpy()
 
 
-def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_title: str,
-                out: str, dpi: int = 120):
+def diameter(means: np.ndarray) -> float:
+    """Twice the largest distance of a posterior mean from their centroid: every two
+    means lie within this of each other."""
+    return 2.0 * float(np.linalg.norm(means - means.mean(axis=0), axis=1).max())
+
+
+def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: Optional[List[str]],
+                legend_title: str, out: str, dpi: int = 120):
     """Side-by-side scatter plots of PCA-projected posterior means, sharing axes so
-    that a collapsed posterior (all means near 0) shows as a dot.
+    that the spreads compare. One colour, unless ``labels`` gives each point a
+    category. A collapsed posterior (no active unit: every input gets about the same
+    mean) is drawn with a large marker and says so in its panel, since on shared axes
+    it is otherwise a dot.
 
     Returns:
         a row per panel: (name, N, Z, active units, summed variance of the means,
-        the two components' variance fractions)
+        the two components' variance fractions, diameter of the means)
     """
-    categories = category_order(labels)
+    categories = category_order(labels) if labels is not None else [None]
     cmap = plt.get_cmap("tab10" if len(categories) <= 10 else "tab20")
-    labels = np.array(labels)
+    labels = np.array(labels) if labels is not None else None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.4, 4.2),
                              sharex=True, sharey=True, squeeze=False)
     rows = []
@@ -274,18 +284,26 @@ def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_
         means64 = torch.from_numpy(means)
         au = active_units(means64.sum(0), means64.pow(2).sum(0), len(means))
         spread = float(variance.sum())
+        width = diameter(means)
+        collapsed = au == 0
         for i, category in enumerate(categories):
-            at = labels == category
-            ax.scatter(coords[at, 0], coords[at, 1], s=7, alpha=0.7, color=cmap(i),
-                       label=category, linewidths=0)
+            at = slice(None) if category is None else labels == category
+            ax.scatter(coords[at, 0], coords[at, 1], s=60 if collapsed else 7,
+                       alpha=0.7, color=cmap(i), label=category, linewidths=0)
+        if collapsed:
+            ax.annotate(f"collapsed: all {len(means)} posterior means\nwithin {width:.2g} "
+                        "of each other", (coords[0, 0], coords[0, 1]), xytext=(0.5, 0.12),
+                        textcoords="axes fraction", ha="center", color="tab:red",
+                        arrowprops={"arrowstyle": "->", "color": "tab:red"})
         ax.set_title(f"{name}\nAU {au}/{means.shape[1]}, total Var[mean] {spread:.3g}",
-                     fontsize="medium")
+                     fontsize="medium", color="tab:red" if collapsed else "black")
         ax.set_xlabel(f"PC 1 ({ratios[0]:.0%} of variance)")
         ax.set_ylabel(f"PC 2 ({ratios[1]:.0%} of variance)")
         ax.grid(alpha=0.3)
-        rows.append((name, means.shape[0], means.shape[1], au, spread, ratios))
-    axes[0][-1].legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                       markerscale=2.5, fontsize="small", frameon=False)
+        rows.append((name, means.shape[0], means.shape[1], au, spread, ratios, width))
+    if labels is not None:
+        axes[0][-1].legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           markerscale=2.5, fontsize="small", frameon=False)
     fig.suptitle("posterior means E[z|x], first two principal components")
     fig.tight_layout()
     fig.savefig(out, dpi=dpi)
@@ -293,12 +311,22 @@ def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_
     return rows
 
 
+def format_latent_rows(rows) -> str:
+    lines = [f"{'run':<16} {'sentences':>9} {'Z':>4} {'AU':>4} {'Var[mean]':>10} "
+             f"{'PC1':>5} {'PC2':>5} {'diameter':>9}"]
+    for name, n, z, au, spread, ratios, width in rows:
+        lines.append(f"{name:<16} {n:>9} {z:>4} {au:>4} {spread:>10.4g} "
+                     f"{ratios[0]:>5.0%} {ratios[1]:>5.0%} {width:>9.3g}"
+                     + ("  collapsed" if au == 0 else ""))
+    return "\n".join(lines)
+
+
 def cmd_latent(args):
     sentences, labels = read_sentences(args.text, args.labels)
     legend_title = "label"
-    if labels is None:
+    if labels is None and args.buckets:
         labels, legend_title = length_buckets(sentences, args.buckets), "length (words)"
-    distinct = len(set(labels))
+    distinct = len(set(labels)) if labels is not None else 1
     if distinct > MAX_CATEGORIES:
         raise PlotError(f"{args.labels} has {distinct} distinct labels: at most "
                         f"{MAX_CATEGORIES} can be told apart by colour (or use --buckets)")
@@ -311,11 +339,7 @@ def cmd_latent(args):
     if not panels:
         raise PlotError("no checkpoint with a latent variable to plot")
     rows = plot_latent(panels, labels, legend_title, args.out, args.dpi)
-    print(f"{'run':<16} {'sentences':>9} {'Z':>4} {'AU':>4} {'Var[mean]':>10} "
-          f"{'PC1':>5} {'PC2':>5}")
-    for name, n, z, au, spread, ratios in rows:
-        print(f"{name:<16} {n:>9} {z:>4} {au:>4} {spread:>10.4g} "
-              f"{ratios[0]:>5.0%} {ratios[1]:>5.0%}")
+    print(format_latent_rows(rows))
     print(f"wrote {args.out}")
 
 
@@ -331,7 +355,8 @@ def parse_args(argv=None):
     curves = sub.add_parser("curves", help="metrics against updates, one line per run")
     curves.add_argument("runs", nargs="+", metavar="[NAME=]PATH",
                         help="fairseq-train log file (--log-format json or simple), or a "
-                             "directory with TensorBoard event files")
+                             "directory: a --tensorboard-logdir, or a --save-dir holding "
+                             "one or a train.log (as seqvae-compare's folders do)")
     curves.add_argument("--metrics", default=DEFAULT_METRICS,
                         help=f"comma-separated, one panel each (default {DEFAULT_METRICS}; "
                              "also kl_weight, ppl, loss, ...)")
@@ -339,9 +364,11 @@ def parse_args(argv=None):
                         help="log tag of the solid curves: the validation subset (default valid)")
     curves.add_argument("--train", action="store_true",
                         help="add training curves (dashed) of kl, rec, elbo")
-    curves.add_argument("--out", default="training_curves.png", help="PNG file")
+    curves.add_argument("--out", default="training_curves.png",
+                        help="the PNG file to write (default training_curves.png)")
     curves.add_argument("--title", help="figure title")
-    curves.add_argument("--dpi", type=int, default=120)
+    curves.add_argument("--dpi", type=int, default=120,
+                        help="resolution of the PNG in dots per inch (default 120)")
     curves.set_defaults(func=cmd_curves)
 
     latent = sub.add_parser("latent", help="PCA of posterior means, one panel per checkpoint")
@@ -350,20 +377,23 @@ def parse_args(argv=None):
     latent.add_argument("--text", required=True, help="sentences, one per line")
     colour = latent.add_mutually_exclusive_group()
     colour.add_argument("--labels", help="a label per line of --text (e.g. Yelp ratings)")
-    colour.add_argument("--buckets", type=int, default=4,
-                        help="without --labels: colour by this many length quantiles (default 4)")
+    colour.add_argument("--buckets", type=int, default=0,
+                        help="without --labels: colour by this many length quantiles "
+                             "(default 0: one colour)")
     latent.add_argument("--data", help="fairseq data directory with the training dict.txt "
                                        "(default: the one recorded in the checkpoint)")
     latent.add_argument("--checkpoint-file", default="checkpoint_best.pt",
                         help="file inside a --save-dir (default checkpoint_best.pt)")
     latent.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     latent.add_argument("--cpu", action="store_true", help="encode on the CPU even with a GPU")
-    latent.add_argument("--out", default="latent.png", help="PNG file")
-    latent.add_argument("--dpi", type=int, default=120)
+    latent.add_argument("--out", default="latent.png",
+                        help="the PNG file to write (default latent.png)")
+    latent.add_argument("--dpi", type=int, default=120,
+                        help="resolution of the PNG in dots per inch (default 120)")
     latent.set_defaults(func=cmd_latent)
     args = parser.parse_args(argv)
-    if getattr(args, "buckets", 1) < 1:
-        parser.error("--buckets must be at least 1")
+    if getattr(args, "buckets", 0) < 0:
+        parser.error("--buckets must be 0 (one colour) or positive")
     return args
 
 
