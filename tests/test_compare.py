@@ -110,6 +110,22 @@ def test_split_text_counts_empty_lines_and_is_deterministic(tmp_path):
     assert train == [s for s in lines if s in set(train)]
 
 
+def test_text_errors_name_the_line_and_long_lines_are_reported(tmp_path, capsys):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("a b c\nd e\ncaf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(compare.CompareError,
+                       match=r"latin1.txt is not UTF-8 text: line 3, byte 4 \(0xe9\)"):
+        compare.split_text(str(bad), str(tmp_path / "split"), valid_fraction=0.5)
+    text = cu.write_lines(tmp_path / "long.txt",
+                          ["a short one", " ".join(["w"] * 2000), "", "another short one"])
+    kept, empty = compare.read_sentences(str(text))
+    assert (len(kept), empty) == (3, 1)
+    err = capsys.readouterr().err
+    assert "1 sentence(s) have more than 200 words (non-empty lines 2; the longest has 2000)" in err
+    compare.read_sentences(str(cu.write_lines(tmp_path / "fine.txt", ["a b", "c d"])))
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_train_command_budget_and_passthrough():
     args = compare.parse_args(["--minutes", "1.5", "--poolings", "mean,last", "--extra=--lr 0.01",
                                "--", "--latent-dim", "8"])
@@ -192,6 +208,10 @@ def test_compare_demo_table(tmp_path):
         assert (out / pooling / "checkpoint_last.pt").is_file()
     assert len((out / "text" / "train.txt").read_text().splitlines()) == 400
     assert len((out / "text" / "valid.txt").read_text().splitlines()) == 20
+    # 20 validation sentences: warned about before training, and next to the verdict
+    assert "warning: only 20 validation sentences" in proc.stderr
+    verdict = next(line for line in lines if "posterior collapse" in line)
+    assert "(from only 20 validation sentences: too few for the verdict" in verdict
     assert (out / "bin" / "dict.txt").is_file()
     for figure in ("curves", "latent"):  # the quickstart's figures, named in the report
         assert f"figure ({figure}): {out / figure}.png" in proc.stdout

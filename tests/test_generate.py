@@ -474,6 +474,6 @@ def test_cli_input_errors(trained_vae, moses_vae, tmp_path, capsys, monkeypatch)
         assert err.startswith("seqvae-generate: error: ")
 
     bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    bad.write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
     code, _, err = run_main(["reconstruct", *path, "--input", bad], capsys, monkeypatch)
-    assert code == 1 and "is not UTF-8 text" in err
+    assert code == 1 and f"{bad} is not UTF-8 text: line 2, byte 4 (0xe9)" in err

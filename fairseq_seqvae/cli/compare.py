@@ -35,6 +35,7 @@ from fairseq_seqvae.cli import plot
 from fairseq_seqvae.cli.demo_corpus import write_demo_corpus
 from fairseq_seqvae.cli.fairseq_commands import SPLITS, preprocess_command
 from fairseq_seqvae.cli.fairseq_commands import train_command as fairseq_train_command
+from fairseq_seqvae.cli.text import LONG_LINE_WORDS, NotUTF8Error, long_lines, read_lines
 from fairseq_seqvae.fairseq_logs import TRAIN_LOG, load_run, parse_line
 from fairseq_seqvae.modules.poolers import POOLERS
 
@@ -59,6 +60,9 @@ DEFAULT_TRAIN_FLAGS = [
 DEFAULT_MAX_UPDATE = 2000
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_DEMO_SENTENCES = 40000
+# fewer validation sentences than this and the collapse verdict (KL, MI, AU of the
+# validation set) is noise: AU is a variance over the split, MI a minibatch estimate
+MIN_VALID_SENTENCES = 500
 
 # fairseq-preprocess refuses to overwrite a dictionary: these are the files it writes
 BIN_FILES = ["dict.txt", "preprocess.log"] + [
@@ -92,11 +96,18 @@ def read_sentences(path: str):
     if not os.path.isfile(path):
         raise CompareError(f"not a file: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except UnicodeDecodeError as e:
-        raise CompareError(f"{path} is not UTF-8 text ({e})") from e
+        lines = [line.strip() for line in read_lines(path)]
+    except NotUTF8Error as e:
+        raise CompareError(str(e)) from None
     kept = [line for line in lines if line]
+    long = long_lines(kept)
+    if long:
+        shown = ", ".join(map(str, long[:5])) + (", ..." if len(long) > 5 else "")
+        progress(f"warning: {path}: {len(long)} sentence(s) have more than "
+                 f"{LONG_LINE_WORDS} words (non-empty lines {shown}; the longest has "
+                 f"{max(len(s.split()) for s in kept)}): one sentence per line is "
+                 "expected; they are trained on in full (pass -- --max-sentence-length N "
+                 "to skip them)")
     return kept, len(lines) - len(kept)
 
 
@@ -415,6 +426,10 @@ def run(args) -> Dict:
     else:
         progress(f"data: {info['source']} ({info.get('train')} train / "
                  f"{info.get('valid')} valid sentences)")
+    if info.get("valid", 0) < MIN_VALID_SENTENCES:
+        progress(f"warning: only {info.get('valid', 0)} validation sentences: the collapse "
+                 f"verdict (KL, MI, AU on the validation set) needs about "
+                 f"{MIN_VALID_SENTENCES} or more to mean anything; give more text")
     bin_dir = binarize(data["dir"], os.path.join(work_dir, "bin"), env, args.vocab_size)
     progress(f"binarized with fairseq-preprocess into {bin_dir}")
 
@@ -476,8 +491,14 @@ def report(summary: Dict) -> str:
         "",
     ]
     collapsed = [r["pooling"] for r in summary["models"] if r.get("au", 0) == 0]
+    valid = summary["data"].get("valid", 0)
+    too_few = (f" (from only {valid} validation sentences: too few for the verdict to "
+               f"mean anything; about {MIN_VALID_SENTENCES} or more are needed)"
+               if valid < MIN_VALID_SENTENCES else "")
     if collapsed:
-        lines.append("posterior collapse (no active unit): " + ", ".join(collapsed))
+        lines.append("posterior collapse (no active unit): " + ", ".join(collapsed) + too_few)
+    elif too_few:
+        lines.append("no posterior collapse (every model has an active unit)" + too_few)
     for r in summary["models"]:
         lines.append(f"{r['pooling']}: checkpoint {r['checkpoint']}  log {r['log']}")
     lines.append(f"binarized data: {summary['data']['bin_dir']}")

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
+from fairseq_seqvae.cli.text import NotUTF8Error, decode_lines
 from fairseq_seqvae.decoding import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LEN
 from fairseq_seqvae.hub import SeqVAE
 
@@ -195,13 +196,15 @@ def read_lines(name: str) -> List[str]:
         if name == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            with open(name, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            with open(name, "rb") as f:
+                lines = decode_lines(f.read(), shown)
     except FileNotFoundError:
         raise GenerateError(f"--input: no such file: {name}") from None
     except IsADirectoryError:
         raise GenerateError(f"--input: {name} is a directory, not a text file") from None
-    except UnicodeDecodeError as e:
+    except NotUTF8Error as e:
+        raise GenerateError(f"--input: {e}") from None
+    except UnicodeDecodeError as e:  # stdin, decoded by Python
         raise GenerateError(f"--input: {shown} is not UTF-8 text ({e})") from None
     if not any(line.strip() for line in lines):
         raise GenerateError(f"--input: no sentences in {shown} (it is empty)")

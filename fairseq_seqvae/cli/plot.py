@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fairseq_seqvae.cli.text import NotUTF8Error, read_lines  # noqa: E402
 from fairseq_seqvae.fairseq_logs import LogError, Series, load_run  # noqa: E402
 from fairseq_seqvae.hub import SeqVAE  # noqa: E402
 from fairseq_seqvae.modules.gaussian import active_units  # noqa: E402
@@ -221,12 +222,12 @@ def read_sentences(text_path: str,
                    labels_path: Optional[str]) -> Tuple[List[str], Optional[List[str]]]:
     """Sentences (and their labels, line by line); empty sentences are dropped with
     their labels."""
-    with open(text_path, encoding="utf-8") as f:
-        sentences = [line.strip() for line in f]
-    labels = None
+    try:
+        sentences = [line.strip() for line in read_lines(text_path)]
+        labels = [line.strip() for line in read_lines(labels_path)] if labels_path else None
+    except NotUTF8Error as e:
+        raise PlotError(str(e)) from None
     if labels_path:
-        with open(labels_path, encoding="utf-8") as f:
-            labels = [line.strip() for line in f]
         if len(labels) != len(sentences):
             raise PlotError(f"{labels_path} has {len(labels)} lines but {text_path} has "
                             f"{len(sentences)}: one label per sentence")

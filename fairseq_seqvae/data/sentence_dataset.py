@@ -8,6 +8,10 @@ from fairseq.data import FairseqDataset, data_utils
 
 logger = logging.getLogger(__name__)
 
+# without a length limit, sentences longer than this many words are reported: usually a
+# paragraph or a file that is not split into sentences, slow to train and dominating the loss
+LONG_SENTENCE_WORDS = 200
+
 
 class SentenceDataset(FairseqDataset):
     """Wraps a binarized monolingual dataset (each item: word ids + EOS) for a VAE.
@@ -49,6 +53,15 @@ class SentenceDataset(FairseqDataset):
         if truncate and max_words > 0:
             self.sizes = np.minimum(self.sizes, max_words + 1)
         self.counts["kept"] = len(self.index)
+        # sentences used in full although longer than LONG_SENTENCE_WORDS
+        self.over_long = int((self.sizes - 1 > LONG_SENTENCE_WORDS).sum())
+        if self.over_long:
+            logger.warning(
+                f"{name}: {self.over_long} sentence(s) have more than "
+                f"{LONG_SENTENCE_WORDS} words (the longest {int(self.sizes.max()) - 1}) and are "
+                f"used in full; one sentence per line is expected (--max-sentence-length N "
+                f"skips or, with --long-sentences truncate, cuts them)"
+            )
         logger.info(
             "{}: {lines} lines, kept {kept}, skipped {empty_skipped} empty, "
             "skipped {long_skipped} and truncated {long_truncated} over {} words".format(
