@@ -29,14 +29,16 @@ setup(
         "tqdm",
         "cffi",
         "cython",
+        # seqvae-plot, and seqvae-compare's figures (drawn by default)
+        "matplotlib>=3.10",
     ],
     entry_points={
         "console_scripts": [
-            "seqvae-help = fairseq_seqvae.train_help:main",
-            "seqvae-compare = fairseq_seqvae.compare:main",
-            "seqvae-eval = fairseq_seqvae.evaluate:main",
-            "seqvae-generate = fairseq_seqvae.generate:main",
-            "seqvae-plot = fairseq_seqvae.plot:main",
+            "seqvae-help = fairseq_seqvae.cli.help:main",
+            "seqvae-compare = fairseq_seqvae.cli.compare:main",
+            "seqvae-eval = fairseq_seqvae.cli.evaluate:main",
+            "seqvae-generate = fairseq_seqvae.cli.generate:main",
+            "seqvae-plot = fairseq_seqvae.cli.plot:main",
         ]
     },
 )

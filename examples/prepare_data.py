@@ -308,8 +308,6 @@ def parse_args(argv=None):
                              "(train.txt or <name>.train.txt style; val.txt accepted)")
     source.add_argument("--download", action="store_true",
                         help="download the raw files from --url into --raw-dir")
-    parser.add_argument("--default-data", metavar="DIR",
-                        help="directory used when neither --data nor --download is given")
     parser.add_argument("--url",
                         help="where --download gets the data: a URL with {file} (one per "
                              "split file) or a tar archive holding <name>.<split>.txt")
@@ -344,10 +342,6 @@ def raw_directory(args) -> str:
         return download(args.url, args.name, args.raw_dir)
     if args.data:
         return args.data
-    if args.default_data and os.path.isdir(args.default_data):
-        default = os.path.abspath(args.default_data)
-        log(f"using {default} (pass --data DIR or --download for another copy)")
-        return default
     raise PrepareError("no data: pass --data DIR (a directory with the raw train/valid/test "
                        "files) or --download")
 

@@ -8,6 +8,8 @@
 #   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
 #   --seed      random seed (default 1)
 #   --list-methods  print the method names (for examples/eval.sh) and exit
+#   --print-flags M print method M's own fairseq-train flags for --dataset, one per line, and exit
+#                   (scripts/benchmark_methods.py reads the methods from here)
 # Methods differ by flags only (see METHOD_FLAGS below). Extra flags go to fairseq-train last, so
 # they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes.
 set -euo pipefail
@@ -18,6 +20,7 @@ METHOD=max
 DATA_BIN=""
 SAVE_DIR=""
 SEED=1
+PRINT_FLAGS=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dataset) DATASET="$2"; shift 2 ;;
@@ -26,6 +29,7 @@ while [[ $# -gt 0 ]]; do
         --save-dir) SAVE_DIR="$2"; shift 2 ;;
         --seed) SEED="$2"; shift 2 ;;
         --list-methods) echo "$METHODS"; exit 0 ;;
+        --print-flags) METHOD="$2"; PRINT_FLAGS=1; shift 2 ;;
         *) break ;;
     esac
 done
@@ -51,6 +55,10 @@ case "$METHOD" in
     max-free-bits) METHOD_FLAGS=(--pooling max --free-bits 0.5) ;; # pooling + free bits
     *) echo "error: unknown --method '$METHOD' (one of: $METHODS)" >&2; exit 2 ;;
 esac
+if [[ "$PRINT_FLAGS" == 1 ]]; then
+    printf '%s\n' "${METHOD_FLAGS[@]}"
+    exit 0
+fi
 
 DATA_BIN="${DATA_BIN:-$ROOT/data-bin/$DATASET}"
 SAVE_DIR="${SAVE_DIR:-$ROOT/checkpoints/$DATASET-$METHOD-s$SEED}"

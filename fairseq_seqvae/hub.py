@@ -1,6 +1,7 @@
 """Python interface to a trained sequence VAE, in the spirit of fairseq's hub
 interface: load a checkpoint with its dictionary, then encode, sample, reconstruct,
-interpolate and score sentences. ``seqvae-eval`` and ``seqvae-generate`` are built on it.
+interpolate and score sentences (with ``fairseq_seqvae.decoding`` and
+``fairseq_seqvae.scoring``). ``seqvae-eval`` and ``seqvae-generate`` are built on it.
 
 Example::
 
@@ -18,11 +19,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from fairseq import checkpoint_utils, utils
+from fairseq import checkpoint_utils
 from torch import Tensor
 
+from fairseq_seqvae import decoding, scoring
 from fairseq_seqvae.data.sentence_dataset import SentenceDataset
 from fairseq_seqvae.modules.gaussian import reparameterize
+from fairseq_seqvae.scoring import move_to
 
 logger = logging.getLogger(__name__)
 
@@ -225,12 +228,9 @@ class SeqVAE(nn.Module):
 
     def decode(self, z: Tensor, **decode_args) -> List[str]:
         """One sentence per row of ``z`` (N x Z); ``decode_args`` go to
-        ``fairseq_seqvae.generate.decode`` (strategy, beam, sampling_topk/topp,
+        ``fairseq_seqvae.decoding.decode`` (strategy, beam, sampling_topk/topp,
         temperature, lenpen, max_len, batch_size)."""
-        # imported here: ``python -m fairseq_seqvae.generate`` must find it unimported
-        from fairseq_seqvae import generate
-
-        hypos = generate.decode(self.model, z.to(self.device), **decode_args)
+        hypos = decoding.decode(self.model, z.to(self.device), **decode_args)
         return [self.detokenize(h) for h in hypos]
 
     def sample(self, n: int, **decode_args) -> List[str]:
@@ -250,8 +250,9 @@ class SeqVAE(nn.Module):
     # ---- likelihood --------------------------------------------------------------
 
     @torch.no_grad()
-    def score(self, sentences: Sequence[str], k: int = 500, max_sentences: int = 64,
-              max_tokens: int = 40000) -> Tensor:
+    def score(self, sentences: Sequence[str], k: int = scoring.DEFAULT_K,
+              max_sentences: int = 64,
+              max_tokens: int = scoring.DEFAULT_MAX_TOKENS) -> Tensor:
         """Importance-weighted estimate of -log p(x) per sentence, in nats, with ``k``
         posterior samples (Burda et al. 2016; exact for an LSTM LM). ``max_tokens``
         bounds the decoder positions per forward pass (memory).
@@ -259,13 +260,10 @@ class SeqVAE(nn.Module):
         Returns:
             N, float64, in input order
         """
-        # imported here: ``python -m fairseq_seqvae.evaluate`` must find it unimported
-        from fairseq_seqvae import evaluate
-
         tokens = self.tokenize(sentences)
         nll = torch.empty(len(tokens), dtype=torch.float64)
         for batch in self.batches(tokens, max_sentences):
-            log_px = evaluate.iw_log_likelihood(self.model, batch, k=k, max_tokens=max_tokens)
+            log_px = scoring.iw_log_likelihood(self.model, batch, k=k, max_tokens=max_tokens)
             nll[batch["id"].cpu()] = -log_px.cpu()
         return nll
 
@@ -277,7 +275,3 @@ class SeqVAE(nn.Module):
 
 def without_decoder_input(net_input):
     return {"src_tokens": net_input["src_tokens"], "src_lengths": net_input["src_lengths"]}
-
-
-def move_to(batch, device):
-    return utils.apply_to_sample(lambda t: t.to(device), batch)

@@ -7,11 +7,11 @@ same run. Prints sentences/s and the projected time for the whole test set.
 The model is seqvae_lstm_ptb (or --arch) after one training update, or a checkpoint
 given with --path: the speed does not depend on the weights. The reference code
 takes 0.843 s per PTB test sentence at k=500 on this kind of 2-core CPU
-(../shared/docs/PERFORMANCE_BASELINE.md). Timings on a shared machine are noisy:
+(docs/PERFORMANCE.md). Timings on a shared machine are noisy:
 run on an idle machine and compare ratios taken in one run.
 
-    python scripts/benchmark_eval.py --data ../shared/data/ptb
-    python scripts/benchmark_eval.py --sentences 256 --max-tokens 10000,40000,160000
+    python scripts/benchmark_eval.py --data PTB_DIR    # train.txt, valid.txt, test.txt of PTB
+    python scripts/benchmark_eval.py --data PTB_DIR --sentences 256 --max-tokens 10000,40000,160000
 """
 
 import argparse
@@ -23,21 +23,20 @@ import time
 
 import torch
 
-from benchmark_train import BIN, REPO, binarize
-
-from fairseq_seqvae.evaluate import evaluate_dataset, load_split
+from fairseq_seqvae.cli.fairseq_commands import binarize_once, train_command
 from fairseq_seqvae.hub import SeqVAE
+from fairseq_seqvae.scoring import evaluate_dataset, load_split
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 REFERENCE_S_PER_SENTENCE = 0.843
 
 
 def one_update_checkpoint(bin_dir: str, arch: str, save_dir: str) -> str:
     subprocess.run(
-        [os.path.join(BIN, "fairseq-train"), bin_dir,
-         "--user-dir", os.path.join(REPO, "fairseq_seqvae"),
-         "--task", "seqvae_language_modeling", "--arch", arch, "--criterion", "seqvae_elbo",
-         "--optimizer", "adam", "--lr", "0.001", "--batch-size", "32", "--max-update", "1",
-         "--disable-validation", "--save-dir", save_dir, "--no-progress-bar"]
+        train_command(bin_dir, "--arch", arch, "--optimizer", "adam", "--lr", "0.001",
+                      "--batch-size", "32", "--max-update", "1", "--disable-validation",
+                      "--save-dir", save_dir, "--no-progress-bar")
         + (["--cpu"] if not torch.cuda.is_available() else []),
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -57,8 +56,8 @@ def timed(model, dataset, device, **kwargs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "ptb"),
-                        help="PTB text directory (train/valid/test.txt); default ../shared/data/ptb")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="PTB text directory (train.txt, valid.txt, test.txt)")
     parser.add_argument("--bin-dir", default=os.path.join(REPO, "data-bin", "ptb"),
                         help="where to binarize it once (default data-bin/ptb, git-ignored)")
     parser.add_argument("--path", help="checkpoint to time (default: --arch after one update)")
@@ -76,12 +75,12 @@ def main():
     args = parser.parse_args()
 
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
-    binarize(os.path.abspath(args.data), args.bin_dir)
+    binarize_once(os.path.abspath(args.data), args.bin_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.path or one_update_checkpoint(args.bin_dir, args.arch, tmp)
         vae = SeqVAE.from_pretrained(path, args.bin_dir, device=device)
     subset = load_split(vae.task, "test", args.sentences)
-    total = len(vae.task.dataset("test"))  # the whole split, loaded by load_split
+    total = len(load_split(vae.task, "test"))
     rows = []
     if not args.no_reference:
         longest = int(subset.sizes.max())
@@ -101,7 +100,7 @@ def main():
     for mode, n, secs in rows:
         print(f"| {mode} | {n} | {secs:.1f} | {n / secs:.2f} | {secs / n:.3f} | "
               f"{secs / n * total / 60:.1f} min |")
-    print(f"| reference code (PERFORMANCE_BASELINE.md) | - | - | "
+    print(f"| reference code (docs/PERFORMANCE.md) | - | - | "
           f"{1 / REFERENCE_S_PER_SENTENCE:.2f} | {REFERENCE_S_PER_SENTENCE:.3f} | "
           f"{REFERENCE_S_PER_SENTENCE * total / 60:.1f} min |")
 

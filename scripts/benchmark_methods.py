@@ -13,41 +13,64 @@ model size, batch, optimizer (SGD lr 1, clip 5) and seed; aggressive mode never
 switches off here (no validation), like the first epoch He et al. time. A shared
 machine is noisy: compare ratios taken in one run.
 
-    python scripts/benchmark_methods.py --data ../shared/data/ptb --updates 40
-    python scripts/benchmark_methods.py --methods standard,aggressive --arch seqvae_lstm_tiny
+The methods and their flags are examples/train.sh's (``--print-flags METHOD``, with its
+PTB setting), so the benchmark times what the examples train.
+
+    python scripts/benchmark_methods.py --data PTB_DIR --updates 40
+    python scripts/benchmark_methods.py --data PTB_DIR --methods last,aggressive \
+        --arch seqvae_lstm_tiny
 """
 
 import argparse
 import os
-import sys
+import subprocess
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_train import REPO, binarize, fairseq_train_stats  # noqa: E402
+from fairseq_seqvae.cli.fairseq_commands import binarize_once, train_timing
 
-# name: (what it is, fairseq-train flags on top of the shared ones); the first is the
-# reference of the ratio column
-METHODS = {
-    "standard": ("standard VAE, last state (Bowman et al. 2016)", ["--pooling", "last"]),
-    "max": ("max pooling (Long et al. 2019)", ["--pooling", "max"]),
-    "aggressive": ("aggressive training (He et al. 2019)", ["--pooling", "last", "--aggressive"]),
-    "cyclical": ("cyclical annealing (Fu et al. 2019)",
-                 ["--pooling", "last", "--kl-schedule", "cyclical", "--kl-cycle-updates", "5000"]),
-    "free-bits": ("free bits 0.5 (Li et al. 2019)", ["--pooling", "last", "--free-bits", "0.5"]),
-    "bn-vae": ("BN-VAE gamma 0.6 (Zhu et al. 2020)", ["--pooling", "last", "--bn-gamma", "0.6"]),
-    "lm": ("LSTM language model", ["--latent-dim", "0"]),
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_SH = os.path.join(REPO, "examples", "train.sh")
+# the reference of the ratio column
+REFERENCE_METHOD = "last"
+# what each of examples/train.sh's methods is, for the table (its flags stay there)
+DESCRIPTIONS = {
+    "last": "standard VAE, last state (Bowman et al. 2016)",
+    "max": "max pooling (Long et al. 2019)",
+    "mean": "mean pooling (Long et al. 2019)",
+    "aggressive": "aggressive training (He et al. 2019)",
+    "cyclical": "cyclical annealing (Fu et al. 2019)",
+    "free-bits": "free bits 0.5 (Li et al. 2019)",
+    "bn-vae": "BN-VAE gamma 0.6 (Zhu et al. 2020)",
+    "max-free-bits": "max pooling and free bits 0.5",
+    "lm": "LSTM language model",
 }
 
 
+def train_sh(*args: str) -> str:
+    return subprocess.run(["bash", TRAIN_SH, *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def method_names():
+    """examples/train.sh's methods, the reference first."""
+    names = train_sh("--list-methods").split()
+    return [REFERENCE_METHOD] + [m for m in names if m != REFERENCE_METHOD]
+
+
+def method_flags(method: str):
+    """The fairseq-train flags examples/train.sh adds for ``method`` (PTB setting)."""
+    return train_sh("--dataset", "ptb", "--print-flags", method).split("\n")[:-1]
+
+
 def format_table(rows):
-    header = (f"{'method':<12} {'s/update':>9} {'s/epoch':>9} {'tokens/s':>9} "
-              f"{'x standard':>10} {'inner steps':>11}  description")
+    header = (f"{'method':<13} {'s/update':>9} {'s/epoch':>9} {'tokens/s':>9} "
+              f"{'x ' + rows[0]['method']:>10} {'inner steps':>11}  description")
     lines = [header, "-" * len(header)]
     reference = rows[0]["s_per_epoch"]
     for r in rows:
         inner = f"{r['inner_steps']:.1f}" if r["inner_steps"] is not None else "-"
         lines.append(
-            f"{r['method']:<12} {r['s_per_update']:>9.3f} {r['s_per_epoch']:>9.1f} "
+            f"{r['method']:<13} {r['s_per_update']:>9.3f} {r['s_per_epoch']:>9.1f} "
             f"{r['tokens_per_s']:>9.0f} {r['s_per_epoch'] / reference:>10.2f} {inner:>11}  "
             f"{r['description']}"
         )
@@ -56,14 +79,15 @@ def format_table(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=os.path.join(REPO, "..", "shared", "data", "ptb"),
+    parser.add_argument("--data", required=True, metavar="DIR",
                         help="text directory with train.txt and valid.txt, one sentence per "
-                             "line (default ../shared/data/ptb)")
+                             "line (e.g. PTB)")
     parser.add_argument("--bin-dir", default=os.path.join(REPO, "data-bin", "ptb"),
                         help="where to binarize it once (default data-bin/ptb, git-ignored)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help=f"comma-separated, the first is the ratio's reference "
-                             f"(default all: {','.join(METHODS)})")
+    known = method_names()
+    parser.add_argument("--methods", default=",".join(known),
+                        help=f"comma-separated methods of examples/train.sh, the first is "
+                             f"the ratio's reference (default all: {','.join(known)})")
     parser.add_argument("--arch", default="seqvae_lstm_ptb",
                         help="model size for every method (default seqvae_lstm_ptb)")
     parser.add_argument("--batch-size", type=int, default=32,
@@ -75,17 +99,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        parser.error(f"unknown --methods {unknown}; choose from {list(METHODS)}")
-    binarize(os.path.abspath(args.data), args.bin_dir)
+        parser.error(f"unknown --methods {unknown}; choose from {known}")
+    binarize_once(os.path.abspath(args.data), args.bin_dir)
     shared = ["--arch", args.arch, "--batch-size", str(args.batch_size),
               "--kl-schedule", "linear", "--kl-start", "0.1", "--kl-warmup-updates", "13000"]
     rows = []
     start = time.time()
     for method in methods:
-        description, flags = METHODS[method]
-        stats = fairseq_train_stats(args.bin_dir, shared + flags, args.updates, args.log_interval)
+        description = DESCRIPTIONS.get(method, "")
+        stats = train_timing(args.bin_dir, shared + method_flags(method), args.updates,
+                                    args.log_interval)
         stats.update(method=method, description=description,
                      s_per_epoch=stats["s_per_update"] * stats["batches_per_epoch"])
         rows.append(stats)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Apply the source fixes that fairseq 0.12.2 needs on Python >= 3.11, numpy 2, torch >= 2.6.
 
-The breakages and the fixes are documented in ../shared/docs/FAIRSEQ_ON_PY311.md
+The breakages and the fixes are documented in docs/INSTALL.md
 (numbers below follow its table). Each fix is a set of exact text substitutions in one
 file of the installed fairseq; every occurrence of an old text is replaced.
 
@@ -242,7 +242,7 @@ def plan(fairseq_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Apply the Python 3.11 / numpy 2 / torch >= 2.6 fixes to fairseq "
-        f"{SUPPORTED_VERSION} (see FAIRSEQ_ON_PY311.md). Exit codes: 0 ok, "
+        f"{SUPPORTED_VERSION} (see docs/INSTALL.md). Exit codes: 0 ok, "
         "1 fixes pending (--check only), 2 refused."
     )
     parser.add_argument(

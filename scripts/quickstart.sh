@@ -13,4 +13,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SEQVAE_VENV:-$ROOT/.venv}"
 
 bash "$ROOT/scripts/setup.sh" >&2
-exec "$VENV/bin/python" -m fairseq_seqvae.compare "$@"
+exec "$VENV/bin/python" -m fairseq_seqvae.cli.compare "$@"

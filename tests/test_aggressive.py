@@ -147,7 +147,7 @@ def test_inner_loop_batches_are_fresh_and_reproducible(data, tmp_path):
         trainer, task = make_trainer(data, tmp_path / name, "--aggressive")
         sample = first_batch(task)
         runs.append([train_step(trainer, sample) for _ in range(2)])
-        batches = task.inner_loop_batches(task.dataset("train"))
+        batches = task.aggressive_training.inner_loop_batches(task.dataset("train"))
         assert sum(len(b) for b in batches) == len(task.dataset("train"))
     assert runs[0] == runs[1]
     assert runs[0][0]["inner_steps"] in HE_STOPS and runs[0][1]["inner_steps"] in HE_STOPS

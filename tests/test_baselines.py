@@ -257,12 +257,12 @@ def test_benchmark_methods_prints_the_table(tmp_path):
     text = cu.synthetic_text(tmp_path / "text", train=200, valid=20)
     proc = cu.run([sys.executable, cu.REPO / "scripts" / "benchmark_methods.py",
                    "--data", text, "--bin-dir", tmp_path / "bin", "--arch", "seqvae_lstm_tiny",
-                   "--methods", "standard,aggressive", "--updates", 4, "--log-interval", 1,
+                   "--methods", "last,aggressive", "--updates", 4, "--log-interval", 1,
                    "--batch-size", 16], tmp_path)
     lines = proc.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("method"))
-    standard, aggressive = (line.split() for line in lines[header + 2:header + 4])
-    assert standard[0] == "standard" and standard[4] == "1.00" and standard[5] == "-"
+    last, aggressive = (line.split() for line in lines[header + 2:header + 4])
+    assert last[0] == "last" and last[4] == "1.00" and last[5] == "-"
     assert aggressive[0] == "aggressive" and float(aggressive[4]) > 1.0
     assert 30 <= float(aggressive[5]) <= 100  # mean inner steps per update
     assert "13 batches per epoch" in proc.stdout  # 200 sentences, 16 per batch

@@ -472,6 +472,27 @@ def test_help_lists_every_option_of_our_configs(corpus, tmp_path):
     assert "--kl-schedule {" + ",".join(sorted(KL_SCHEDULES)) + "}" in text
 
 
+def test_help_shows_the_plugin_first_without_a_data_argument(tmp_path):
+    """What a new user reads first: a usage line that asks for no data directory, the
+    named architectures, then the plugin's options, and fairseq's own only after them."""
+    text = cu.run([cu.console_script("seqvae-help")], tmp_path).stdout
+    usage = text.splitlines()[0]
+    assert usage.startswith("usage: seqvae-help") and "data" not in usage.lower()
+    archs = text.index("architectures (--arch)")
+    for arch in ("seqvae_lstm_tiny", "seqvae_lstm_ptb", "seqvae_lstm_yahoo"):
+        assert arch in text[archs:archs + 300]
+    fairseq_own = text.index("fairseq's own options")
+    for flag in ("--pooling", "--kl-schedule", "--max-sentence-length", "--aggressive"):
+        assert text.index(flag) < fairseq_own, f"{flag} is not among the plugin's options"
+    for flag in ("--lr ", "--max-tokens", "--save-dir"):
+        assert text.index(flag) > fairseq_own, f"fairseq's {flag} is mixed into the plugin's"
+    short = cu.run([cu.console_script("seqvae-help"), "--plugin-only"], tmp_path).stdout
+    assert "--pooling" in short and "--save-dir" not in short
+    assert len(short.splitlines()) < len(text.splitlines()) / 2
+    bad = cu.run_fails([cu.console_script("seqvae-help"), "--arch", "lstm"], tmp_path)
+    assert "choose from seqvae_lstm, seqvae_lstm_ptb" in bad.stderr
+
+
 # --- real text ----------------------------------------------------------------------
 
 

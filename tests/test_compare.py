@@ -19,15 +19,15 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
 import cli_utils as cu  # noqa: E402
 
-from fairseq_seqvae import compare  # noqa: E402
-from fairseq_seqvae.demo_corpus import (  # noqa: E402
+from fairseq_seqvae.cli import compare  # noqa: E402
+from fairseq_seqvae.cli.demo_corpus import (  # noqa: E402
     SENTIMENT,
     TOPICS,
     generate_sentences,
     write_demo_corpus,
 )
 
-COMPARE = [sys.executable, "-m", "fairseq_seqvae.compare"]
+COMPARE = [sys.executable, "-m", "fairseq_seqvae.cli.compare"]
 # the repository first on the path: the checkout under test, installed or not
 ENV = {"PYTHONPATH": os.pathsep.join(filter(None, [str(cu.REPO), os.environ.get("PYTHONPATH")]))}
 METRICS = ["rec", "kl", "elbo", "mi", "au", "ppl"]
@@ -108,6 +108,22 @@ def test_split_text_counts_empty_lines_and_is_deterministic(tmp_path):
     assert sorted(train + valid) == sorted(lines) and len(valid) == 4
     # training sentences keep the file's order
     assert train == [s for s in lines if s in set(train)]
+
+
+def test_text_errors_name_the_line_and_long_lines_are_reported(tmp_path, capsys):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("a b c\nd e\ncaf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(compare.CompareError,
+                       match=r"latin1.txt is not UTF-8 text: line 3, byte 4 \(0xe9\)"):
+        compare.split_text(str(bad), str(tmp_path / "split"), valid_fraction=0.5)
+    text = cu.write_lines(tmp_path / "long.txt",
+                          ["a short one", " ".join(["w"] * 2000), "", "another short one"])
+    kept, empty = compare.read_sentences(str(text))
+    assert (len(kept), empty) == (3, 1)
+    err = capsys.readouterr().err
+    assert "1 sentence(s) have more than 200 words (non-empty lines 2; the longest has 2000)" in err
+    compare.read_sentences(str(cu.write_lines(tmp_path / "fine.txt", ["a b", "c d"])))
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_train_command_budget_and_passthrough():
@@ -192,6 +208,10 @@ def test_compare_demo_table(tmp_path):
         assert (out / pooling / "checkpoint_last.pt").is_file()
     assert len((out / "text" / "train.txt").read_text().splitlines()) == 400
     assert len((out / "text" / "valid.txt").read_text().splitlines()) == 20
+    # 20 validation sentences: warned about before training, and next to the verdict
+    assert "warning: only 20 validation sentences" in proc.stderr
+    verdict = next(line for line in lines if "posterior collapse" in line)
+    assert "(from only 20 validation sentences: too few for the verdict" in verdict
     assert (out / "bin" / "dict.txt").is_file()
     for figure in ("curves", "latent"):  # the quickstart's figures, named in the report
         assert f"figure ({figure}): {out / figure}.png" in proc.stdout
@@ -221,7 +241,7 @@ def test_compare_clear_errors(tmp_path, case):
 
 def test_console_script(tmp_path):
     setup_py = (cu.REPO / "setup.py").read_text(encoding="utf-8")
-    assert '"seqvae-compare = fairseq_seqvae.compare:main"' in setup_py
+    assert '"seqvae-compare = fairseq_seqvae.cli.compare:main"' in setup_py
     script = cu.BIN_DIR / "seqvae-compare"
     if not script.is_file():
         pytest.skip(f"{script} not installed yet: run scripts/setup.sh (it reinstalls the "

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairseq_seqvae.data.sentence_dataset import SentenceDataset
+from fairseq_seqvae.data.sentence_dataset import LONG_SENTENCE_WORDS, SentenceDataset
 
 
 def _sent(dictionary, *word_ids):
@@ -80,6 +80,21 @@ def test_long_sentences_truncated_keep_eos(dictionary, lines):
     assert list(ds.num_tokens_vec(np.arange(len(ds)))) == list(ds.sizes)
     # the underlying data is not modified
     assert lines[2].numel() == 6
+
+
+def test_over_long_sentences_are_reported(dictionary, lines, caplog):
+    """A 2,000-word line (a paragraph, a file not split into sentences) is not trained
+    on silently: without a limit it is counted and logged."""
+    long = _sent(dictionary, *([4] * 2000))
+    with caplog.at_level("WARNING"):
+        ds = _dataset(dictionary, lines + [long], name="train")
+    assert ds.over_long == 1 and len(ds) == 6
+    assert f"train: 1 sentence(s) have more than {LONG_SENTENCE_WORDS} words (the longest " \
+           "2000)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ds = _dataset(dictionary, lines + [long], max_words=300)
+    assert ds.over_long == 0 and "more than" not in caplog.text
 
 
 def test_no_limit_by_default(dictionary, lines):

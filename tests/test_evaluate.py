@@ -12,7 +12,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
 import cli_utils as cu  # noqa: E402
 
-from fairseq_seqvae.evaluate import (  # noqa: E402
+from fairseq_seqvae.scoring import (  # noqa: E402
     importance_weights,
     iw_log_likelihood,
     sequence_log_prob,
@@ -94,8 +94,9 @@ def test_chunking_does_not_change_the_estimate(make_model, make_sentences, make_
     for max_tokens in (1, 50, 10 ** 6):  # one sample per pass ... all in one pass
         torch.manual_seed(3)
         results.append(iw_log_likelihood(model, batch, k=37, max_tokens=max_tokens))
-    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-9)
-    torch.testing.assert_close(results[0], results[2], rtol=0, atol=1e-9)
+    # the same samples; only float32 rounding of differently shaped products differs
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(results[0], results[2], rtol=0, atol=1e-6)
 
 
 def test_lstm_lm_log_likelihood_is_exact(make_model, make_sentences, make_batch):

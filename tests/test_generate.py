@@ -1,4 +1,4 @@
-"""Generation: ``generate.decode`` against brute-force references (step-by-step argmax
+"""Generation: ``decoding.decode`` against brute-force references (step-by-step argmax
 over the full decoder, exhaustive search for beam search, the nucleus for top-p), the
 ``SeqVAE`` generation methods and ``seqvae-generate`` on a trained checkpoint, and
 its errors for bad input."""
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, package or not
 import cli_utils as cu  # noqa: E402
 
-from fairseq_seqvae import generate  # noqa: E402
-from fairseq_seqvae.generate import decode  # noqa: E402
+from fairseq_seqvae.cli import generate  # noqa: E402
+from fairseq_seqvae.decoding import decode  # noqa: E402
 from fairseq_seqvae.hub import SeqVAE  # noqa: E402
 
 LATENT_DIM = 4  # conftest's TINY and seqvae_lstm_tiny
@@ -312,7 +312,7 @@ def test_cli_sample(trained_vae, vae, tmp_path):
     the same --seed gives the same codes whatever the strategy and batch size, and
     --sampling other sentences than greedy; --output; python -m works too."""
     flags = ["-n", 7, "--json", "--seed", 5]
-    cmd = [sys.executable, "-m", "fairseq_seqvae.generate"] + generate_cmd(
+    cmd = [sys.executable, "-m", "fairseq_seqvae.cli.generate"] + generate_cmd(
         trained_vae, "sample", *flags, "--batch-size", 3, "--max-len", 12)[1:]
     proc = cu.run(cmd, tmp_path)
     assert "RuntimeWarning" not in proc.stderr
@@ -474,6 +474,6 @@ def test_cli_input_errors(trained_vae, moses_vae, tmp_path, capsys, monkeypatch)
         assert err.startswith("seqvae-generate: error: ")
 
     bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    bad.write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
     code, _, err = run_main(["reconstruct", *path, "--input", bad], capsys, monkeypatch)
-    assert code == 1 and "is not UTF-8 text" in err
+    assert code == 1 and f"{bad} is not UTF-8 text: line 2, byte 4 (0xe9)" in err

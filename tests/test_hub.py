@@ -71,11 +71,11 @@ def test_score_of_a_vae_is_an_upper_bound_estimate(trained_vae, vae):
 def test_score_defaults_are_seqvae_eval_defaults():
     import inspect
 
-    from fairseq_seqvae import evaluate
+    from fairseq_seqvae import scoring
 
     params = inspect.signature(SeqVAE.score).parameters
-    assert params["k"].default == evaluate.DEFAULT_K
-    assert params["max_tokens"].default == evaluate.DEFAULT_MAX_TOKENS
+    assert params["k"].default == scoring.DEFAULT_K
+    assert params["max_tokens"].default == scoring.DEFAULT_MAX_TOKENS
 
 
 def test_oov_words_are_mapped_to_unk_and_counted(vae):

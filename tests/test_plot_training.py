@@ -1,4 +1,4 @@
-"""seqvae-plot (fairseq_seqvae/plot.py, also scripts/plot_training.py): log and TensorBoard
+"""seqvae-plot (fairseq_seqvae/cli/plot.py, also scripts/plot_training.py): log and TensorBoard
 parsing (hand-written logs, and real fairseq-train runs whose text log must agree with their
 event files), the curves figure and the latent-space figure, run as a user runs them."""
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fairseq_seqvae import plot
+from fairseq_seqvae import fairseq_logs
+from fairseq_seqvae.cli import plot
 
 SCRIPT = cu.REPO / "scripts" / "plot_training.py"
 
@@ -41,7 +42,7 @@ SIMPLE_LOG = """\
 
 
 def test_parse_json_log():
-    series = plot.parse_log(JSON_LOG)
+    series = fairseq_logs.parse_log(JSON_LOG)
     assert sorted(series) == ["test", "train", "train_inner", "valid"]
     valid = series["valid"]
     assert valid["kl"] == [(5, 0.5), (10, 0.8)]  # the resumed run's record replaces the first
@@ -57,7 +58,7 @@ def test_parse_json_log():
 
 
 def test_parse_simple_log():
-    series = plot.parse_log(SIMPLE_LOG)
+    series = fairseq_logs.parse_log(SIMPLE_LOG)
     assert series["valid"]["kl"] == [(5, 0.5), (10, 0.75)]
     assert series["valid"]["mi"] == [(5, 0.25), (10, 0.0)]
     assert series["valid"]["au"] == [(5, 1.0), (10, 2.0)]
@@ -139,8 +140,8 @@ def assert_png(path, min_size=(400, 250)):
 @pytest.mark.parametrize("fmt", ["json", "simple"])
 def test_text_log_agrees_with_tensorboard(real_runs, fmt):
     log, save_dir = real_runs[fmt]
-    from_log = plot.load_run(str(log))
-    from_events = plot.load_run(str(save_dir))  # finds save_dir/tb/{train_inner,train,valid}
+    from_log = fairseq_logs.load_run(str(log))
+    from_events = fairseq_logs.load_run(str(save_dir))  # finds save_dir/tb/{train_inner,train,valid}
     assert sorted(from_events) == ["train", "train_inner", "valid"]
     for metric in CURVES:
         text_points, event_points = from_log["valid"][metric], from_events["valid"][metric]
@@ -161,7 +162,7 @@ def test_curves_figure_from_logs_and_events(real_runs, tmp_path):
     partial = tmp_path / "partial" / "train.log"  # a run that logged no mi / au
     partial.parent.mkdir()
     partial.write_text(re.sub(r'"valid_(mi|au)": "[^"]*", ', "", JSON_LOG))
-    assert "mi" not in plot.load_run(str(partial))["valid"]
+    assert "mi" not in fairseq_logs.load_run(str(partial))["valid"]
     out = tmp_path / "curves.png"
     proc = cu.run([sys.executable, SCRIPT, "curves", f"json={real_runs['json'][0]}",
                    f"simple-tb={real_runs['simple'][1] / 'tb'}", partial, "--train",
@@ -189,7 +190,43 @@ def test_curves_single_metric_and_errors(real_runs, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = cu.run_fails([sys.executable, SCRIPT, "curves", empty], tmp_path)
-    assert "no TensorBoard event files with scalars" in proc.stderr
+    assert "no TensorBoard event files with scalars and no train.log" in proc.stderr
+
+
+def test_curves_of_save_dirs_holding_train_log(tmp_path):
+    """seqvae-compare's folders: a --save-dir with the fairseq-train log as train.log
+    and no TensorBoard events (the quick start's last=DIR max=DIR)."""
+    for name in ("last", "max"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.log").write_text(JSON_LOG)
+    assert fairseq_logs.load_run(str(tmp_path / "max")) == fairseq_logs.parse_log(JSON_LOG)
+    out = tmp_path / "curves.png"
+    proc = cu.run([cu.console_script("seqvae-plot"), "curves", f"last={tmp_path / 'last'}",
+                   f"max={tmp_path / 'max'}", "--out", out], tmp_path)
+    assert "against updates for 2 run(s)" in proc.stdout
+    assert_png(out)
+
+
+def test_every_option_has_help():
+    for command in ("curves", "latent"):
+        text = " ".join(cu.run([cu.console_script("seqvae-plot"), command, "--help"],
+                               cu.REPO).stdout.split())
+        assert "--out OUT the PNG file to write" in text
+        assert "--dpi DPI resolution of the PNG in dots per inch (default 120)" in text
+
+
+def test_collapsed_panel_is_marked(tmp_path):
+    rng = np.random.default_rng(0)
+    collapsed = 1e-4 * rng.standard_normal((50, 4))  # every input gets the same mean
+    spread = rng.standard_normal((50, 4))
+    out = tmp_path / "latent.png"
+    rows = plot.plot_latent([("last", collapsed), ("max", spread)], None, "", str(out))
+    table = plot.format_latent_rows(rows)
+    last, best = table.splitlines()[1:]
+    assert last.split()[3] == "0" and last.endswith("collapsed")
+    assert float(last.split()[7]) < 1e-3
+    assert best.split()[3] == "4" and not best.endswith("collapsed")
+    assert_png(out)
 
 
 # ---- latent space -----------------------------------------------------------------

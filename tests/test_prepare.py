@@ -193,8 +193,9 @@ def test_missing_files_and_sources_are_named(tmp_path):
             "test (test.txt or yahoo.test.txt) file(s)") in proc.stderr
     proc = prepare("yahoo", "--data", tmp_path / "nowhere", ok=False, cwd=tmp_path)
     assert f"data directory {tmp_path / 'nowhere'} does not exist" in proc.stderr
-    proc = prepare("yelp", ok=False, cwd=tmp_path)
-    assert "no data: pass --data DIR" in proc.stderr
+    for dataset in ("yelp", "ptb"):  # no default copy outside the repository
+        proc = prepare(dataset, ok=False, cwd=tmp_path)
+        assert "no data: pass --data DIR" in proc.stderr
     cu.write_lines(raw / "yahoo.train.txt", ["a b"])
     proc = prepare("yahoo", "--data", raw, ok=False, cwd=tmp_path)
     assert "several train files (train.txt, yahoo.train.txt)" in proc.stderr

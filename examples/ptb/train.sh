@@ -2,7 +2,7 @@
 # Train one method on PTB with Li et al. 2019's setting: examples/train.sh --dataset ptb, preparing the data once.
 #
 # usage: examples/ptb/train.sh [--data DIR] [--bin-dir DIR] [--no-verify] [--method M] [--save-dir DIR] [--seed N] [fairseq-train flags...]
-#   --data      PTB text directory with train.txt, valid.txt, test.txt (default ../shared/data/ptb)
+#   --data      PTB text directory with train.txt, valid.txt, test.txt (needed until --bin-dir is prepared)
 #   --bin-dir   where examples/ptb/prepare.sh binarizes it, once (default data-bin/ptb)
 #   --no-verify text that is not the canonical PTB: warn about its checksums instead of failing
 #   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits

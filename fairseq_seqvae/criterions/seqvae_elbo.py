@@ -33,11 +33,14 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
-from fairseq_seqvae.modules.gaussian import active_units, gaussian_kl, mutual_information
+from fairseq_seqvae.modules.gaussian import (
+    AU_THRESHOLD,
+    active_units,
+    gaussian_kl,
+    mutual_information,
+)
 from fairseq_seqvae.modules.kl_schedules import KL_SCHEDULES, KLScheduleParams
 from fairseq_seqvae.modules.softmax_nll import softmax_nll
-
-AU_THRESHOLD = 0.01
 
 
 @dataclass

@@ -8,13 +8,18 @@ from fairseq.data import FairseqDataset, data_utils
 
 logger = logging.getLogger(__name__)
 
+# without a length limit, sentences longer than this many words are reported: usually a
+# paragraph or a file that is not split into sentences, slow to train and dominating the loss
+LONG_SENTENCE_WORDS = 200
+
 
 class SentenceDataset(FairseqDataset):
     """Wraps a binarized monolingual dataset (each item: word ids + EOS) for a VAE.
 
     Empty sentences are skipped; sentences longer than ``max_words`` are skipped
     or, with ``truncate``, cut to ``max_words`` words (EOS kept). Every skipped or
-    truncated sentence is counted in ``self.counts`` and logged.
+    truncated sentence is counted in ``self.counts`` and logged. With ``limit`` > 0
+    only the first ``limit`` sentences kept (in file order) are used.
 
     A batch holds, right-padded:
         net_input.src_tokens        B x T  words + EOS (encoder input)
@@ -24,7 +29,7 @@ class SentenceDataset(FairseqDataset):
     """
 
     def __init__(self, dataset, sizes, dictionary, max_words=0, truncate=False,
-                 shuffle=True, name="dataset"):
+                 shuffle=True, name="dataset", limit=0):
         self.dataset = dataset
         self.dictionary = dictionary
         self.shuffle = shuffle
@@ -42,10 +47,21 @@ class SentenceDataset(FairseqDataset):
         if not truncate:
             keep &= ~too_long
         self.index = np.flatnonzero(keep)
+        if limit > 0:
+            self.index = self.index[:limit]
         self.sizes = sizes[self.index]
         if truncate and max_words > 0:
             self.sizes = np.minimum(self.sizes, max_words + 1)
         self.counts["kept"] = len(self.index)
+        # sentences used in full although longer than LONG_SENTENCE_WORDS
+        self.over_long = int((self.sizes - 1 > LONG_SENTENCE_WORDS).sum())
+        if self.over_long:
+            logger.warning(
+                f"{name}: {self.over_long} sentence(s) have more than "
+                f"{LONG_SENTENCE_WORDS} words (the longest {int(self.sizes.max()) - 1}) and are "
+                f"used in full; one sentence per line is expected (--max-sentence-length N "
+                f"skips or, with --long-sentences truncate, cuts them)"
+            )
         logger.info(
             "{}: {lines} lines, kept {kept}, skipped {empty_skipped} empty, "
             "skipped {long_skipped} and truncated {long_truncated} over {} words".format(

@@ -65,7 +65,13 @@ def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor
     return (own - log_qz).mean()
 
 
-def active_units(mean_sum: torch.Tensor, mean_sq_sum: torch.Tensor, count, threshold=0.01):
+# a latent dimension is active when the variance of its posterior mean across the data
+# is at least this (Burda et al. 2016; He et al. 2019): the one threshold of the project
+AU_THRESHOLD = 0.01
+
+
+def active_units(mean_sum: torch.Tensor, mean_sq_sum: torch.Tensor, count,
+                 threshold: float = AU_THRESHOLD):
     """Number of latent dimensions whose posterior mean varies across the data
     (Burda et al. 2016; He et al. 2019): Var_x(E_q[z_d]) >= threshold.
 

@@ -8,7 +8,7 @@ keeps an informative posterior (KL and active units well above zero).
 
 Runs the real ``fairseq-preprocess --only-source`` and ``fairseq-train`` (from the
 same environment as this Python) as subprocesses. Input is the built-in synthetic
-corpus (``fairseq_seqvae.demo_corpus``, the default), a text file of one sentence per
+corpus (``fairseq_seqvae.cli.demo_corpus``, the default), a text file of one sentence per
 line (``--text``, split deterministically into train/valid) or a folder holding
 ``train.txt`` and ``valid.txt`` (``--data-dir``). Example::
 
@@ -29,13 +29,15 @@ import shlex
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from fairseq_seqvae.demo_corpus import write_demo_corpus
+from fairseq_seqvae.cli import plot
+from fairseq_seqvae.cli.demo_corpus import write_demo_corpus
+from fairseq_seqvae.cli.fairseq_commands import SPLITS, preprocess_command
+from fairseq_seqvae.cli.fairseq_commands import train_command as fairseq_train_command
+from fairseq_seqvae.cli.text import LONG_LINE_WORDS, NotUTF8Error, long_lines, read_lines
+from fairseq_seqvae.fairseq_logs import TRAIN_LOG, load_run, parse_line
 from fairseq_seqvae.modules.poolers import POOLERS
-
-PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-SPLITS = ("train", "valid", "test")
 
 # Defaults chosen so that on the demo corpus the story is visible in about two minutes
 # per model on one busy CPU core: the PTB architecture shrunk to 128-unit LSTMs (its
@@ -58,6 +60,9 @@ DEFAULT_TRAIN_FLAGS = [
 DEFAULT_MAX_UPDATE = 2000
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_DEMO_SENTENCES = 40000
+# fewer validation sentences than this and the collapse verdict (KL, MI, AU of the
+# validation set) is noise: AU is a variance over the split, MI a minibatch estimate
+MIN_VALID_SENTENCES = 500
 
 # fairseq-preprocess refuses to overwrite a dictionary: these are the files it writes
 BIN_FILES = ["dict.txt", "preprocess.log"] + [
@@ -84,15 +89,6 @@ def progress(msg: str):
     print(f"[seqvae-compare] {msg}", file=sys.stderr, flush=True)
 
 
-def fairseq_command(name: str) -> List[str]:
-    """The fairseq console script next to this interpreter (same venv), or
-    ``python -m fairseq_cli.<module>`` when the script is not there."""
-    script = os.path.join(os.path.dirname(sys.executable), name)
-    if os.path.isfile(script) and os.access(script, os.X_OK):
-        return [script]
-    return [sys.executable, "-m", "fairseq_cli." + name.split("-", 1)[1]]
-
-
 def read_sentences(path: str):
     """Non-empty lines of ``path`` (stripped) and the number of empty ones dropped."""
     if not os.path.exists(path):
@@ -100,11 +96,18 @@ def read_sentences(path: str):
     if not os.path.isfile(path):
         raise CompareError(f"not a file: {path}")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.strip() for line in f]
-    except UnicodeDecodeError as e:
-        raise CompareError(f"{path} is not UTF-8 text ({e})") from e
+        lines = [line.strip() for line in read_lines(path)]
+    except NotUTF8Error as e:
+        raise CompareError(str(e)) from None
     kept = [line for line in lines if line]
+    long = long_lines(kept)
+    if long:
+        shown = ", ".join(map(str, long[:5])) + (", ..." if len(long) > 5 else "")
+        progress(f"warning: {path}: {len(long)} sentence(s) have more than "
+                 f"{LONG_LINE_WORDS} words (non-empty lines {shown}; the longest has "
+                 f"{max(len(s.split()) for s in kept)}): one sentence per line is "
+                 "expected; they are trained on in full (pass -- --max-sentence-length N "
+                 "to skip them)")
     return kept, len(lines) - len(kept)
 
 
@@ -171,7 +174,7 @@ def prepare_text(args, work_dir: str) -> Dict:
     n_valid = max(1, args.demo_sentences // 20)
     write_demo_corpus(text_dir, n_train=args.demo_sentences, n_valid=n_valid,
                       n_test=n_valid, seed=args.demo_seed)
-    info = {"kind": "demo", "source": "fairseq_seqvae.demo_corpus (seed "
+    info = {"kind": "demo", "source": "fairseq_seqvae.cli.demo_corpus (seed "
             f"{args.demo_seed})", "train": args.demo_sentences, "valid": n_valid,
             "test": n_valid}
     return {"dir": text_dir, "info": info}
@@ -203,45 +206,22 @@ def binarize(text_dir: str, bin_dir: str, env: Dict, vocab_size: int = 0) -> str
     for name in BIN_FILES:
         if os.path.exists(os.path.join(bin_dir, name)):
             os.remove(os.path.join(bin_dir, name))
-    cmd = fairseq_command("fairseq-preprocess") + [
-        "--only-source", "--destdir", bin_dir, "--workers", "1",
-    ]
-    if vocab_size:
-        cmd += ["--nwordssrc", str(vocab_size)]
-    for split in SPLITS:
-        path = os.path.join(text_dir, f"{split}.txt")
-        if os.path.isfile(path):
-            cmd += [f"--{split}pref", path]
+    cmd = preprocess_command(text_dir, bin_dir, vocab_size=vocab_size)
     log_path = os.path.join(bin_dir, "preprocess.stdout.log")
     if run_logged(cmd, log_path, env) != 0:
         raise CompareError(f"fairseq-preprocess failed (log {log_path}):\n{log_tail(log_path)}")
     return bin_dir
 
 
-def parse_valid_line(line: str) -> Optional[Dict[str, float]]:
-    """The metrics of a ``--log-format json`` validation line, without the
-    ``valid_`` prefix, as floats; None for any other line."""
-    if " | valid | " not in line:
-        return None
-    try:
-        record = json.loads(line[line.index("{"):])
-    except ValueError:
-        return None
-    out = {}
-    for key, value in record.items():
-        try:
-            out[key[len("valid_"):] if key.startswith("valid_") else key] = float(value)
-        except (TypeError, ValueError):
-            pass
-    return out
+def parse_valid_line(line: str):
+    """The metrics (with ``num_updates``) of a validation record of fairseq-train's
+    log; None for any other line."""
+    parsed = parse_line(line)
+    return parsed[1] if parsed is not None and parsed[0] == "valid" else None
 
 
 def train_command(args, extra: List[str], bin_dir: str, pooling: str, save_dir: str):
-    cmd = fairseq_command("fairseq-train") + [
-        bin_dir, "--user-dir", PLUGIN_DIR,
-        "--task", "seqvae_language_modeling", "--criterion", "seqvae_elbo",
-        "--arch", args.arch,
-    ]
+    cmd = fairseq_train_command(bin_dir, "--arch", args.arch)
     if not args.no_default_flags:
         cmd += (DEFAULT_SIZE_FLAGS if args.arch == DEFAULT_ARCH else []) + DEFAULT_TRAIN_FLAGS
     cmd += [
@@ -266,7 +246,7 @@ def train_one(args, extra: List[str], bin_dir: str, pooling: str, model_dir: str
     # fairseq resumes from checkpoint_last.pt: start every comparison from scratch
     for path in glob.glob(os.path.join(model_dir, "checkpoint*.pt")):
         os.remove(path)
-    log_path = os.path.join(model_dir, "train.log")
+    log_path = os.path.join(model_dir, TRAIN_LOG)
     cmd = train_command(args, extra, bin_dir, pooling, model_dir)
     start = time.time()
     last: Dict[str, float] = {}
@@ -388,7 +368,7 @@ def build_parser():
                         help="do not draw the figures (by default WORK_DIR/curves.png: "
                              "validation KL, MI, AU, rec, -ELBO against updates per model; "
                              "WORK_DIR/latent.png: posterior means of the valid sentences, "
-                             "PCA, coloured by length)")
+                             "PCA; a collapsed model is marked)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (data, settings, per-model metrics and "
                              "paths) on stdout instead of the table")
@@ -446,6 +426,10 @@ def run(args) -> Dict:
     else:
         progress(f"data: {info['source']} ({info.get('train')} train / "
                  f"{info.get('valid')} valid sentences)")
+    if info.get("valid", 0) < MIN_VALID_SENTENCES:
+        progress(f"warning: only {info.get('valid', 0)} validation sentences: the collapse "
+                 f"verdict (KL, MI, AU on the validation set) needs about "
+                 f"{MIN_VALID_SENTENCES} or more to mean anything; give more text")
     bin_dir = binarize(data["dir"], os.path.join(work_dir, "bin"), env, args.vocab_size)
     progress(f"binarized with fairseq-preprocess into {bin_dir}")
 
@@ -453,7 +437,7 @@ def run(args) -> Dict:
     for i, pooling in enumerate(args.pooling_list):
         tag = f"[{i + 1}/{len(args.pooling_list)} {pooling}]"
         progress(f"{tag} training (fairseq-train --pooling {pooling}, log "
-                 f"{os.path.join(work_dir, pooling, 'train.log')})")
+                 f"{os.path.join(work_dir, pooling, TRAIN_LOG)})")
         result = train_one(args, args.extra_flags, bin_dir, pooling,
                            os.path.join(work_dir, pooling), env, tag)
         progress(f"{tag} done: {result['updates']} updates in {result['wall_s']:.0f} s")
@@ -480,12 +464,10 @@ def run(args) -> Dict:
 
 def draw_plots(results: List[Dict], text_dir: str, bin_dir: str, work_dir: str) -> Dict:
     """curves.png (validation metrics against updates, one line per model) and
-    latent.png (PCA of the posterior means of the valid sentences, by length; models
-    with a latent variable only) in ``work_dir``; returns {figure: path}."""
-    from fairseq_seqvae import plot
-
+    latent.png (PCA of the posterior means of the valid sentences; models with a
+    latent variable only) in ``work_dir``; returns {figure: path}."""
     curves = os.path.join(work_dir, "curves.png")
-    runs = [(r["pooling"], plot.load_run(r["log"])) for r in results]
+    runs = [(r["pooling"], load_run(r["log"])) for r in results]
     plot.plot_curves(runs, plot.DEFAULT_METRICS.split(","), "valid", True, curves,
                      "seqvae-compare: validation (solid) and training (dashed)")
     figures = {"curves": curves}
@@ -495,8 +477,7 @@ def draw_plots(results: List[Dict], text_dir: str, bin_dir: str, work_dir: str) 
     panels = [(name, means) for name, means in panels if means is not None]  # no LMs
     if panels:
         figures["latent"] = os.path.join(work_dir, "latent.png")
-        plot.plot_latent(panels, plot.length_buckets(sentences, 4), "length (words)",
-                         figures["latent"])
+        plot.plot_latent(panels, None, "", figures["latent"])
     progress(f"figures: {', '.join(figures.values())}")
     return figures
 
@@ -510,8 +491,14 @@ def report(summary: Dict) -> str:
         "",
     ]
     collapsed = [r["pooling"] for r in summary["models"] if r.get("au", 0) == 0]
+    valid = summary["data"].get("valid", 0)
+    too_few = (f" (from only {valid} validation sentences: too few for the verdict to "
+               f"mean anything; about {MIN_VALID_SENTENCES} or more are needed)"
+               if valid < MIN_VALID_SENTENCES else "")
     if collapsed:
-        lines.append("posterior collapse (no active unit): " + ", ".join(collapsed))
+        lines.append("posterior collapse (no active unit): " + ", ".join(collapsed) + too_few)
+    elif too_few:
+        lines.append("no posterior collapse (every model has an active unit)" + too_few)
     for r in summary["models"]:
         lines.append(f"{r['pooling']}: checkpoint {r['checkpoint']}  log {r['log']}")
     lines.append(f"binarized data: {summary['data']['bin_dir']}")

@@ -3,10 +3,11 @@
 KL, mutual information, active units, reconstruction and -ELBO against optimizer
 updates, one line per run (the picture of posterior collapse, Bowman et al. 2016 /
 He et al. 2019, and of its prevention by pooling, Long et al. 2019); and a 2-D PCA
-projection of posterior means coloured by label or sentence length.
+projection of posterior means (coloured by label or sentence length if asked).
 
     # runs as NAME=PATH (or PATH: named after its directory). PATH is a fairseq-train
-    # log (stdout of --log-format json or simple) or a --tensorboard-logdir / --save-dir
+    # log (stdout of --log-format json or simple), a --tensorboard-logdir, or a --save-dir
+    # holding one or a train.log (seqvae-compare's folders)
     seqvae-plot curves max=checkpoints/ptb-max last=checkpoints/ptb-last \\
         lm=logs/ptb-lm.log --out curves.png --train
     seqvae-plot latent max=checkpoints/yelp-max last=checkpoints/yelp-last \\
@@ -15,11 +16,9 @@ projection of posterior means coloured by label or sentence length.
 """
 
 import argparse
-import json
 import math
 import os
 import re
-import struct
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,9 +29,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-# {log tag (valid, train_inner, train, ...): {metric: [(update, value), ...]}}
-Series = Dict[str, Dict[str, List[Tuple[int, float]]]]
+from fairseq_seqvae.cli.text import NotUTF8Error, read_lines  # noqa: E402
+from fairseq_seqvae.fairseq_logs import LogError, Series, load_run  # noqa: E402
+from fairseq_seqvae.hub import SeqVAE  # noqa: E402
+from fairseq_seqvae.modules.gaussian import active_units  # noqa: E402
 
 # metric -> (panel title, y-axis label); units as in fairseq_seqvae/criterions/seqvae_elbo.py
 METRICS = {
@@ -48,14 +50,6 @@ DEFAULT_METRICS = "kl,mi,au,rec,elbo"
 # training curves exist only for these (mi and au are computed on validation)
 TRAIN_METRICS = ("kl", "rec", "elbo", "kl_weight", "ppl", "loss", "nll_loss")
 MAX_CATEGORIES = 20
-# a latent dimension is active when its posterior mean varies this much (as in seqvae_elbo)
-AU_THRESHOLD = 0.01
-
-# "2026-01-01 12:00:00 | INFO | valid | <record>": fairseq names the logger after the tag
-LOG_LINE = re.compile(r"\|\s*[A-Z]+\s*\|\s*(?P<tag>\w+)\s*\|\s*(?P<record>.*?)\s*$")
-# --log-format simple: "key value | ..." (epoch-end records) or "key=value, ..." (train_inner)
-NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf|nan"
-SIMPLE_PAIR = re.compile(rf"(?:^|[\s,|])(?P<key>[A-Za-z_]\w*)[= ](?P<value>{NUMBER})(?=$|[\s,|])")
 
 
 def note(message: str):
@@ -66,118 +60,7 @@ class PlotError(Exception):
     """Bad input (paths, logs, labels): reported as one message."""
 
 
-# ---- reading runs ------------------------------------------------------------------
-
-
-def _float(value) -> Optional[float]:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_record(tag: str, record: str) -> Optional[Dict[str, float]]:
-    """Metrics of one log record: a JSON object (``--log-format json``, keys of
-    epoch-end records prefixed with ``<tag>_``) or ``key value | ...`` /
-    ``key=value, ...`` pairs (``--log-format simple``)."""
-    if record.startswith("{"):
-        try:
-            raw = json.loads(record)
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(raw, dict):
-            return None
-        prefix = f"{tag}_"
-        values = {(k[len(prefix):] if k.startswith(prefix) else k): _float(v)
-                  for k, v in raw.items()}
-    else:
-        values = {m.group("key"): float(m.group("value")) for m in SIMPLE_PAIR.finditer(record)}
-    values = {k: v for k, v in values.items() if v is not None}
-    return values if "num_updates" in values else None
-
-
-def parse_log(text: str) -> Series:
-    """``{tag: {metric: [(update, value)]}}`` of the metric records in a fairseq-train
-    log; other lines are ignored. A value logged twice for one update (a run resumed
-    from a checkpoint) keeps the later one."""
-    series: Dict[str, Dict[str, Dict[int, float]]] = {}
-    for line in text.splitlines():
-        m = LOG_LINE.search(line)
-        if m is None:
-            continue
-        values = parse_record(m.group("tag"), m.group("record"))
-        if values is None:
-            continue
-        update = int(values.pop("num_updates"))
-        for key, value in values.items():
-            series.setdefault(m.group("tag"), {}).setdefault(key, {})[update] = value
-    return _sorted(series)
-
-
-def _sorted(series: Dict[str, Dict[str, Dict[int, float]]]) -> Series:
-    return {tag: {key: sorted(points.items()) for key, points in metrics.items()}
-            for tag, metrics in series.items()}
-
-
-def _event_payloads(path: str):
-    """Records of a TFRecord file (u64 length, u32 length crc, data, u32 data crc);
-    a record cut short by a run that is still writing ends the file."""
-    with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if len(header) < 12:
-                return
-            (length,) = struct.unpack("<Q", header[:8])
-            payload = f.read(length)
-            if len(payload) < length or len(f.read(4)) < 4:
-                return
-            yield payload
-
-
-def read_tensorboard(logdir: str) -> Series:
-    """Scalars of fairseq's ``--tensorboard-logdir`` (one folder of event files per
-    tag: train_inner, train, valid, ...); the step is the update number."""
-    from tensorboardX.proto.event_pb2 import Event
-
-    series: Dict[str, Dict[str, Dict[int, float]]] = {}
-    for folder, _, files in sorted(os.walk(logdir)):
-        tag = os.path.basename(folder)
-        for name in sorted(f for f in files if f.startswith("events.out.tfevents.")):
-            for payload in _event_payloads(os.path.join(folder, name)):
-                event = Event()
-                try:
-                    event.ParseFromString(payload)
-                except Exception:  # a damaged record: skip it, keep the rest
-                    continue
-                for value in event.summary.value:
-                    kind = value.WhichOneof("value")
-                    if kind == "simple_value":
-                        number = value.simple_value
-                    elif kind == "tensor" and value.tensor.float_val:
-                        number = value.tensor.float_val[0]
-                    else:
-                        continue
-                    series.setdefault(tag, {}).setdefault(value.tag, {})[event.step] = number
-    return _sorted(series)
-
-
-def load_run(path: str) -> Series:
-    """A run from a log file, or from a directory holding TensorBoard event files
-    (a --tensorboard-logdir, or a --save-dir with one inside)."""
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            series = parse_log(f.read())
-        if not series:
-            raise PlotError(f"{path} has no fairseq metric records (a fairseq-train log "
-                            "written with --log-format json or simple?)")
-        return series
-    if os.path.isdir(path):
-        series = read_tensorboard(path)
-        if not series:
-            raise PlotError(f"no TensorBoard event files with scalars under {path} (pass a "
-                            "fairseq-train log file, or the --tensorboard-logdir)")
-        return series
-    raise PlotError(f"{path} does not exist")
+# ---- naming runs ------------------------------------------------------------------
 
 
 def run_spec(spec: str) -> Tuple[str, str]:
@@ -317,11 +200,19 @@ def length_buckets(sentences: Sequence[str], buckets: int) -> List[str]:
     return [names[b] for b in index]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def category_order(labels: Sequence[str]) -> List[str]:
     """Distinct labels: numerically sorted when they are all numbers, else with the
     numbers inside them compared as numbers ("2-5" before "10-12")."""
     distinct = set(labels)
-    if all(_float(label) is not None for label in distinct):
+    if all(_is_number(label) for label in distinct):
         return sorted(distinct, key=float)
     return sorted(distinct, key=lambda label: [int(t) if t.isdigit() else t
                                                for t in re.split(r"(\d+)", label)])
@@ -331,12 +222,12 @@ def read_sentences(text_path: str,
                    labels_path: Optional[str]) -> Tuple[List[str], Optional[List[str]]]:
     """Sentences (and their labels, line by line); empty sentences are dropped with
     their labels."""
-    with open(text_path, encoding="utf-8") as f:
-        sentences = [line.strip() for line in f]
-    labels = None
+    try:
+        sentences = [line.strip() for line in read_lines(text_path)]
+        labels = [line.strip() for line in read_lines(labels_path)] if labels_path else None
+    except NotUTF8Error as e:
+        raise PlotError(str(e)) from None
     if labels_path:
-        with open(labels_path, encoding="utf-8") as f:
-            labels = [line.strip() for line in f]
         if len(labels) != len(sentences):
             raise PlotError(f"{labels_path} has {len(labels)} lines but {text_path} has "
                             f"{len(sentences)}: one label per sentence")
@@ -352,8 +243,6 @@ def encode_means(name: str, checkpoint: str, sentences: List[str], data: Optiona
                  checkpoint_file: str = "checkpoint_best.pt", cpu: bool = False,
                  batch_size: int = 64) -> Optional[np.ndarray]:
     """N x Z posterior means of a checkpoint, or None (with a note) for an LSTM LM."""
-    from fairseq_seqvae import SeqVAE
-
     try:
         vae = SeqVAE.from_pretrained(checkpoint, data, checkpoint_file=checkpoint_file,
                                      device="cpu" if cpu else None)
@@ -366,38 +255,56 @@ def encode_means(name: str, checkpoint: str, sentences: List[str], data: Optiona
     return mean.double().cpu().numpy()
 
 
-def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_title: str,
-                out: str, dpi: int = 120):
+def diameter(means: np.ndarray) -> float:
+    """Twice the largest distance of a posterior mean from their centroid: every two
+    means lie within this of each other."""
+    return 2.0 * float(np.linalg.norm(means - means.mean(axis=0), axis=1).max())
+
+
+def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: Optional[List[str]],
+                legend_title: str, out: str, dpi: int = 120):
     """Side-by-side scatter plots of PCA-projected posterior means, sharing axes so
-    that a collapsed posterior (all means near 0) shows as a dot.
+    that the spreads compare. One colour, unless ``labels`` gives each point a
+    category. A collapsed posterior (no active unit: every input gets about the same
+    mean) is drawn with a large marker and says so in its panel, since on shared axes
+    it is otherwise a dot.
 
     Returns:
         a row per panel: (name, N, Z, active units, summed variance of the means,
-        the two components' variance fractions)
+        the two components' variance fractions, diameter of the means)
     """
-    categories = category_order(labels)
+    categories = category_order(labels) if labels is not None else [None]
     cmap = plt.get_cmap("tab10" if len(categories) <= 10 else "tab20")
-    labels = np.array(labels)
+    labels = np.array(labels) if labels is not None else None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.4, 4.2),
                              sharex=True, sharey=True, squeeze=False)
     rows = []
     for ax, (name, means) in zip(axes[0], panels):
         coords, ratios = pca_2d(means)
         variance = means.var(axis=0, ddof=1)  # Z
-        au = int((variance >= AU_THRESHOLD).sum())
+        means64 = torch.from_numpy(means)
+        au = active_units(means64.sum(0), means64.pow(2).sum(0), len(means))
         spread = float(variance.sum())
+        width = diameter(means)
+        collapsed = au == 0
         for i, category in enumerate(categories):
-            at = labels == category
-            ax.scatter(coords[at, 0], coords[at, 1], s=7, alpha=0.7, color=cmap(i),
-                       label=category, linewidths=0)
+            at = slice(None) if category is None else labels == category
+            ax.scatter(coords[at, 0], coords[at, 1], s=60 if collapsed else 7,
+                       alpha=0.7, color=cmap(i), label=category, linewidths=0)
+        if collapsed:
+            ax.annotate(f"collapsed: all {len(means)} posterior means\nwithin {width:.2g} "
+                        "of each other", (coords[0, 0], coords[0, 1]), xytext=(0.5, 0.12),
+                        textcoords="axes fraction", ha="center", color="tab:red",
+                        arrowprops={"arrowstyle": "->", "color": "tab:red"})
         ax.set_title(f"{name}\nAU {au}/{means.shape[1]}, total Var[mean] {spread:.3g}",
-                     fontsize="medium")
+                     fontsize="medium", color="tab:red" if collapsed else "black")
         ax.set_xlabel(f"PC 1 ({ratios[0]:.0%} of variance)")
         ax.set_ylabel(f"PC 2 ({ratios[1]:.0%} of variance)")
         ax.grid(alpha=0.3)
-        rows.append((name, means.shape[0], means.shape[1], au, spread, ratios))
-    axes[0][-1].legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                       markerscale=2.5, fontsize="small", frameon=False)
+        rows.append((name, means.shape[0], means.shape[1], au, spread, ratios, width))
+    if labels is not None:
+        axes[0][-1].legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           markerscale=2.5, fontsize="small", frameon=False)
     fig.suptitle("posterior means E[z|x], first two principal components")
     fig.tight_layout()
     fig.savefig(out, dpi=dpi)
@@ -405,12 +312,22 @@ def plot_latent(panels: List[Tuple[str, np.ndarray]], labels: List[str], legend_
     return rows
 
 
+def format_latent_rows(rows) -> str:
+    lines = [f"{'run':<16} {'sentences':>9} {'Z':>4} {'AU':>4} {'Var[mean]':>10} "
+             f"{'PC1':>5} {'PC2':>5} {'diameter':>9}"]
+    for name, n, z, au, spread, ratios, width in rows:
+        lines.append(f"{name:<16} {n:>9} {z:>4} {au:>4} {spread:>10.4g} "
+                     f"{ratios[0]:>5.0%} {ratios[1]:>5.0%} {width:>9.3g}"
+                     + ("  collapsed" if au == 0 else ""))
+    return "\n".join(lines)
+
+
 def cmd_latent(args):
     sentences, labels = read_sentences(args.text, args.labels)
     legend_title = "label"
-    if labels is None:
+    if labels is None and args.buckets:
         labels, legend_title = length_buckets(sentences, args.buckets), "length (words)"
-    distinct = len(set(labels))
+    distinct = len(set(labels)) if labels is not None else 1
     if distinct > MAX_CATEGORIES:
         raise PlotError(f"{args.labels} has {distinct} distinct labels: at most "
                         f"{MAX_CATEGORIES} can be told apart by colour (or use --buckets)")
@@ -423,11 +340,7 @@ def cmd_latent(args):
     if not panels:
         raise PlotError("no checkpoint with a latent variable to plot")
     rows = plot_latent(panels, labels, legend_title, args.out, args.dpi)
-    print(f"{'run':<16} {'sentences':>9} {'Z':>4} {'AU':>4} {'Var[mean]':>10} "
-          f"{'PC1':>5} {'PC2':>5}")
-    for name, n, z, au, spread, ratios in rows:
-        print(f"{name:<16} {n:>9} {z:>4} {au:>4} {spread:>10.4g} "
-              f"{ratios[0]:>5.0%} {ratios[1]:>5.0%}")
+    print(format_latent_rows(rows))
     print(f"wrote {args.out}")
 
 
@@ -443,7 +356,8 @@ def parse_args(argv=None):
     curves = sub.add_parser("curves", help="metrics against updates, one line per run")
     curves.add_argument("runs", nargs="+", metavar="[NAME=]PATH",
                         help="fairseq-train log file (--log-format json or simple), or a "
-                             "directory with TensorBoard event files")
+                             "directory: a --tensorboard-logdir, or a --save-dir holding "
+                             "one or a train.log (as seqvae-compare's folders do)")
     curves.add_argument("--metrics", default=DEFAULT_METRICS,
                         help=f"comma-separated, one panel each (default {DEFAULT_METRICS}; "
                              "also kl_weight, ppl, loss, ...)")
@@ -451,9 +365,11 @@ def parse_args(argv=None):
                         help="log tag of the solid curves: the validation subset (default valid)")
     curves.add_argument("--train", action="store_true",
                         help="add training curves (dashed) of kl, rec, elbo")
-    curves.add_argument("--out", default="training_curves.png", help="PNG file")
+    curves.add_argument("--out", default="training_curves.png",
+                        help="the PNG file to write (default training_curves.png)")
     curves.add_argument("--title", help="figure title")
-    curves.add_argument("--dpi", type=int, default=120)
+    curves.add_argument("--dpi", type=int, default=120,
+                        help="resolution of the PNG in dots per inch (default 120)")
     curves.set_defaults(func=cmd_curves)
 
     latent = sub.add_parser("latent", help="PCA of posterior means, one panel per checkpoint")
@@ -462,20 +378,23 @@ def parse_args(argv=None):
     latent.add_argument("--text", required=True, help="sentences, one per line")
     colour = latent.add_mutually_exclusive_group()
     colour.add_argument("--labels", help="a label per line of --text (e.g. Yelp ratings)")
-    colour.add_argument("--buckets", type=int, default=4,
-                        help="without --labels: colour by this many length quantiles (default 4)")
+    colour.add_argument("--buckets", type=int, default=0,
+                        help="without --labels: colour by this many length quantiles "
+                             "(default 0: one colour)")
     latent.add_argument("--data", help="fairseq data directory with the training dict.txt "
                                        "(default: the one recorded in the checkpoint)")
     latent.add_argument("--checkpoint-file", default="checkpoint_best.pt",
                         help="file inside a --save-dir (default checkpoint_best.pt)")
     latent.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     latent.add_argument("--cpu", action="store_true", help="encode on the CPU even with a GPU")
-    latent.add_argument("--out", default="latent.png", help="PNG file")
-    latent.add_argument("--dpi", type=int, default=120)
+    latent.add_argument("--out", default="latent.png",
+                        help="the PNG file to write (default latent.png)")
+    latent.add_argument("--dpi", type=int, default=120,
+                        help="resolution of the PNG in dots per inch (default 120)")
     latent.set_defaults(func=cmd_latent)
     args = parser.parse_args(argv)
-    if getattr(args, "buckets", 1) < 1:
-        parser.error("--buckets must be at least 1")
+    if getattr(args, "buckets", 0) < 0:
+        parser.error("--buckets must be 0 (one colour) or positive")
     return args
 
 
@@ -483,7 +402,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         args.func(args)
-    except (PlotError, OSError) as err:
+    except (PlotError, LogError, OSError) as err:
         sys.exit(f"error: {err}")
 
 

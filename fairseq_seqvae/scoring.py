@@ -1,4 +1,4 @@
-"""seqvae-eval: evaluate sequence-VAE checkpoints the way the literature does.
+"""Importance-weighted likelihood and the split statistics of a sequence VAE.
 
 He et al. (2019), "Lagging Inference Networks and Posterior Collapse in Variational
 Autoencoders", defined the protocol text-VAE papers report, including Long, Cao &
@@ -25,17 +25,13 @@ Cheung (2019):
 |           |                | averaged over features; near 0 = every input looks alike       |
 
 For an LSTM language model (``--latent-dim 0``) iw_nll is the exact NLL and the
-latent metrics are absent.
+latent metrics are absent. ``seqvae-eval`` (``fairseq_seqvae.cli.evaluate``) prints
+these for checkpoints; ``SeqVAE.score`` uses ``iw_log_likelihood``.
 """
 
-import argparse
-import json
-import logging
 import math
-import os
 import sys
-import time
-from typing import Dict, List, Optional
+from typing import Dict
 
 import numpy as np
 import torch
@@ -43,21 +39,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from fairseq_seqvae.data.sentence_dataset import SentenceDataset
-from fairseq_seqvae.hub import SeqVAE, move_to, resolve_checkpoint
+from fairseq import utils
+
 from fairseq_seqvae.modules.gaussian import (
+    AU_THRESHOLD,
     active_units,
     gaussian_kl,
     gaussian_log_density,
     mutual_information,
 )
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_K = 500
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_TOKENS = 40000
-AU_THRESHOLD = 0.01
 # logits computed at once (rows x vocabulary): small enough to stay in cache, which on
 # CPU makes the projection about 1.4x faster than rows of 8192 (scripts/benchmark_eval.py)
 LOGITS_ELEMENTS = 5_000_000
@@ -225,146 +219,13 @@ def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAU
     return stats.result(model.encoder.latent_dim, au_threshold)
 
 
-# ---- command line -------------------------------------------------------------------
-
-COLUMNS = [  # (key, header, format)
-    ("iw_nll", "IW-NLL", "{:.2f}"),
-    ("ppl", "PPL", "{:.2f}"),
-    ("elbo", "-ELBO", "{:.2f}"),
-    ("elbo_ppl", "ELBO-PPL", "{:.2f}"),
-    ("rec", "rec", "{:.2f}"),
-    ("kl", "KL", "{:.3f}"),
-    ("mi", "MI", "{:.3f}"),
-    ("au", "AU", "{}"),
-    ("feat_var", "feat-var", "{:.4g}"),
-]
-
-
-def format_table(results: List[Dict]) -> str:
-    """A markdown table, one row per checkpoint; '-' where a metric does not apply."""
-    header = ["checkpoint"] + [h for _, h, _ in COLUMNS]
-    rows = [[r["checkpoint"]] + [fmt.format(r[key]) if key in r else "-"
-                                 for key, _, fmt in COLUMNS] for r in results]
-    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-
-    def line(cells):
-        return "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqvae-eval",
-        description="Evaluate sequence-VAE checkpoints on a binarized split: "
-        "importance-weighted NLL and PPL, ELBO, KL, mutual information, active units "
-        "and encoder-feature dispersion (He et al. 2019's protocol).",
-    )
-    parser.add_argument("data", help="fairseq-preprocess --only-source output directory "
-                        "(dict.txt and the split) the checkpoints were trained with")
-    parser.add_argument("--path", required=True, nargs="+", metavar="CHECKPOINT",
-                        help="checkpoint files or --save-dir directories (then "
-                        "checkpoint_best.pt), several separated by spaces or ':'")
-    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
-    parser.add_argument("-k", "--k", "--iw-samples", dest="k", type=int, default=DEFAULT_K,
-                        help=f"importance samples per sentence for IW-NLL (default {DEFAULT_K},"
-                        " as in the literature)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="sentences per batch; also the minibatch over which MI "
-                        "approximates q(z) (default 32, as in published numbers)")
-    parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
-                        help="decoder positions (sentences x samples x length) per forward "
-                        f"pass: bounds memory (default {DEFAULT_MAX_TOKENS})")
-    parser.add_argument("--au-threshold", type=float, default=AU_THRESHOLD,
-                        help="a latent dimension is active when the variance of its "
-                        "posterior mean across the split is at least this (default 0.01)")
-    parser.add_argument("--max-sentences", type=int, default=0,
-                        help="evaluate only the first N sentences of the split in file "
-                        "order (default 0: all)")
-    parser.add_argument("--seed", type=int, default=1,
-                        help="random seed: results are deterministic for a seed (default 1)")
-    parser.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object per checkpoint instead of the table")
-    parser.add_argument("--no-progress-bar", action="store_true", help="no progress bar on stderr")
-    return parser
-
-
-def checkpoint_paths(paths: List[str]) -> List[str]:
-    return [p for arg in paths for p in arg.split(":") if p]
-
-
 def load_split(task, split: str, max_sentences: int = 0):
     """The split as a ``SentenceDataset`` with no length limit (evaluation scores every
-    non-empty sentence, whatever the training run's --max-sentence-length)."""
-    task.cfg.max_sentence_length = 0
-    task.load_dataset(split)
-    dataset = task.dataset(split)
-    if max_sentences > 0 and max_sentences < len(dataset):
-        inner = dataset.dataset
-        keep = dataset.index[:max_sentences]
-        dataset = SentenceDataset(
-            [inner[i] for i in keep], dataset.sizes[:max_sentences], task.source_dictionary,
-            shuffle=False, name=f"{split} (first {max_sentences})",
-        )
-    return dataset
+    non-empty sentence, whatever the training run's --max-sentence-length), only its
+    first ``max_sentences`` sentences in file order when that is positive."""
+    return task.build_dataset(split, max_words=0, limit=max_sentences)
 
 
-def evaluate_checkpoint(path: str, args) -> Dict:
-    device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
-    vae = SeqVAE.from_pretrained(path, args.data, device=device)
-    dataset = load_split(vae.task, args.split, args.max_sentences)
-    torch.manual_seed(args.seed)
-    start = time.time()
-    result = evaluate_dataset(
-        vae.model, dataset, k=args.k, batch_size=args.batch_size, max_tokens=args.max_tokens,
-        au_threshold=args.au_threshold, device=device,
-        progress=not args.no_progress_bar and sys.stderr.isatty(),
-    )
-    result.update({
-        "checkpoint": path,
-        "split": args.split,
-        "k": args.k,
-        "batch_size": args.batch_size,
-        "latent_dim": vae.latent_dim,
-        "seed": args.seed,
-        "device": device,
-        "seconds": round(time.time() - start, 2),
-        **vae.progress,  # how long the checkpoint was trained
-    })
-    return result
-
-
-def main(argv: Optional[List[str]] = None):
-    parser = get_parser()
-    args = parser.parse_args(argv)
-    for flag, value in (("-k", args.k), ("--batch-size", args.batch_size),
-                        ("--max-tokens", args.max_tokens)):
-        if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        level=logging.INFO, stream=sys.stderr)
-    results = []
-    for path in checkpoint_paths(args.path):
-        try:
-            path = resolve_checkpoint(path)
-            result = evaluate_checkpoint(path, args)
-        except (FileNotFoundError, ValueError) as err:
-            sys.exit(f"seqvae-eval: error: {err}")
-        results.append(result)
-        if args.json:
-            print(json.dumps(result), flush=True)
-    if not args.json:
-        first = results[0]
-        print(f"split {first['split']} of {args.data}: {first['sentences']} sentences, "
-              f"{first['tokens']} tokens (words + EOS); k = {args.k} importance samples; "
-              f"MI over batches of {args.batch_size}; AU threshold {args.au_threshold}; "
-              f"seed {args.seed}; {first['device']}")
-        print(format_table(results))
-        print("nats per sentence; PPL = exp(total IW-NLL / tokens); time: "
-              + ", ".join(f"{r['checkpoint']} {r['seconds']:.1f} s" for r in results))
-
-
-if __name__ == "__main__":
-    main()
+def move_to(batch, device):
+    """A collated batch with every tensor on ``device``."""
+    return utils.apply_to_sample(lambda t: t.to(device), batch)
