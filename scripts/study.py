@@ -9,7 +9,7 @@ The grid is a JSON file (examples in ``examples/studies/``)::
       "data": "data-bin/yahoo-mini",          # binarized; --data overrides
       "poolings": ["last", "max"],
       "seeds": [1],
-      "flags": ["--arch", "seqvae_lstm_ptb", "--max-update", "2000", ...],
+      "flags": ["--arch", "seqvae_lstm_ptb", "--max-update", "2000", ...],  # fairseq-train
       "settings": {
         "adam":  {"flags": ["--optimizer", "adam", "--lr", "0.003"]},
         "split": {"flags": ["--optimizer", "encoder_decoder", "--lr", "1.0"]},
@@ -18,22 +18,23 @@ The grid is a JSON file (examples in ``examples/studies/``)::
       "eval": {"k": 50}
     }
 
-A setting's flags come after those it ``extends`` (recursively) and after the grid's
-``flags``, so a later flag wins: a new factor is a new setting, one flag different from
-the setting it extends. Each run is ``<setting>-<pooling>-s<seed>`` in ``--out``
+fairseq-train gets this plugin's task and criterion, then the flags. A setting's flags
+come after those it ``extends`` (recursively) and after the grid's ``flags``, so a later
+flag wins: a new factor is a new setting, one flag different from the setting it
+extends. Each run is ``<setting>-<pooling>-s<seed>`` in ``--out``
 (default ``runs/<name>``); re-running the script resumes every unfinished run from its
 checkpoint_last.pt, skips finished ones and reuses finished evaluations, so it can be
 stopped at any time (``--hours`` stops it cleanly).
 
 Each run is evaluated with ``seqvae-eval`` at two checkpoints: ``warmup`` (the update at
 which beta reaches its final value: a setting's ``"warmup_end"``, else its
-``--kl-hold-updates`` + ``--kl-warmup-updates``; the script saves a checkpoint there) and ``final``
-(checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
+``--kl-hold-updates`` + ``--kl-warmup-updates``; the script saves a checkpoint there)
+and ``final`` (checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
 dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
 phases listed in ``eval.test_phases`` (default both).
 The table's β is that of the last update before the checkpoint. Results go to
-``results.jsonl`` and ``table.md``, and ``curves-<setting>.png`` shows
-each setting's validation curves, one line per run.
+``results.jsonl`` and ``table.md``, and ``curves-<setting>.png`` shows each setting's
+validation curves, one line per run.
 """
 
 import argparse
@@ -43,13 +44,13 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN_DIR = os.path.join(ROOT, "fairseq_seqvae")
+from fairseq_seqvae.cli.fairseq_commands import train_command
+from fairseq_seqvae.fairseq_logs import parse_log
+
 BIN_DIR = os.path.dirname(sys.executable)
 PHASES = ("warmup", "final")
 # fairseq-train flags every run gets (its log, checkpoints and validation batch)
@@ -139,10 +140,9 @@ def expand(grid: Dict, only: Optional[List[str]]) -> List[Dict]:
     return runs
 
 
-def train_command(run: Dict, data: str, save_dir: str, stop_hours: Optional[float]) -> List[str]:
-    cmd = [os.path.join(BIN_DIR, "fairseq-train"), data, "--user-dir", PLUGIN_DIR,
-           *run["flags"], "--pooling", run["pooling"], "--seed", str(run["seed"]),
-           "--save-dir", save_dir, *RUN_FLAGS]
+def run_command(run: Dict, data: str, save_dir: str, stop_hours: Optional[float]) -> List[str]:
+    cmd = train_command(data, *run["flags"], "--pooling", run["pooling"],
+                        "--seed", str(run["seed"]), "--save-dir", save_dir, *RUN_FLAGS)
     if run["warmup_end"] > 0:
         cmd += ["--save-interval-updates", str(run["warmup_end"])]
     if stop_hours is not None:
@@ -151,26 +151,15 @@ def train_command(run: Dict, data: str, save_dir: str, stop_hours: Optional[floa
 
 
 def valid_records(log_path: str) -> Dict[int, Dict[str, float]]:
-    """fairseq's JSON validation records in ``log_path``, by update."""
-    out = {}
+    """fairseq's validation metrics in the log at ``log_path`` (if any), by update."""
     if not os.path.isfile(log_path):
-        return out
+        return {}
     with open(log_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if " | valid | " not in line or "{" not in line:
-                continue
-            try:
-                record = json.loads(line[line.index("{"):])
-            except ValueError:
-                continue
-            values = {}
-            for key, value in record.items():
-                try:
-                    values[key.replace("valid_", "", 1)] = float(value)
-                except (TypeError, ValueError):
-                    pass
-            if "num_updates" in values:
-                out[int(values["num_updates"])] = values
+        series = parse_log(f.read()).get("valid", {})
+    out: Dict[int, Dict[str, float]] = {}
+    for key, points in series.items():
+        for update, value in points:
+            out.setdefault(update, {})[key] = value
     return out
 
 
@@ -187,7 +176,6 @@ class Study:
         self.test_phases = grid.get("eval", {}).get("test_phases", list(PHASES))
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads),
                     "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        self.lock = threading.Lock()
 
     def hours_left(self) -> Optional[float]:
         return None if self.deadline is None else (self.deadline - time.time()) / 3600
@@ -210,7 +198,7 @@ class Study:
             return False
         log(f"{run['name']}: training")
         start = time.time()
-        cmd = train_command(run, self.data, save_dir, left)
+        cmd = run_command(run, self.data, save_dir, left)
         rc = self.run_logged(cmd, log_path, append=True)
         if rc != 0:
             raise StudyError(f"{run['name']}: fairseq-train failed (exit code {rc}); "
@@ -346,7 +334,7 @@ def main(argv=None):
             raise StudyError("no run matches --only")
         if args.dry_run:
             for run in runs:
-                cmd = train_command(run, data, os.path.join(out, run["name"]), None)
+                cmd = run_command(run, data, os.path.join(out, run["name"]), None)
                 print(" ".join(shlex.quote(c) for c in cmd))
             updates = sum(run["max_update"] for run in runs)
             print(f"# {len(runs)} runs, {updates} updates in all", file=sys.stderr)
