@@ -10,6 +10,7 @@ import math
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,14 @@ def check_model(result, pooling, latent_dim):
     assert valid[-1]["valid_kl"] == pytest.approx(result["kl"])
 
 
+def log_span(path):
+    """(first, last) timestamp of a fairseq-train log, in seconds."""
+    stamps = [datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S").timestamp()
+              for line in Path(path).read_text(encoding="utf-8").splitlines()
+              if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \|", line)]
+    return stamps[0], stamps[-1]
+
+
 def test_compare_text_json_three_poolers(tmp_path):
     """--text with empty lines, --json, --no-plots, every pooler, and flags after '--' reaching
     fairseq-train (--latent-dim 3, read back from the checkpoints)."""
@@ -167,8 +176,8 @@ def test_compare_text_json_three_poolers(tmp_path):
     text = cu.write_lines(tmp_path / "my text.txt",
                           ["", *cu.with_empty_lines(sentences, every=20), " \t "])
     proc = run_compare("--text", text, "--poolings", "last,max,mean", "--json", "--no-plots",
-                       "--work-dir", tmp_path / "out", *TINY, "--", "--latent-dim", "3",
-                       cwd=tmp_path)
+                       "--jobs", 2, "--work-dir", tmp_path / "out", *TINY, "--",
+                       "--latent-dim", "3", cwd=tmp_path)
     summary = json.loads(proc.stdout)
     assert summary["plots"] == {} and not (tmp_path / "out" / "curves.png").exists()
     data = summary["data"]
@@ -182,6 +191,11 @@ def test_compare_text_json_three_poolers(tmp_path):
     assert [r["pooling"] for r in summary["models"]] == ["last", "max", "mean"]
     for result, pooling in zip(summary["models"], ["last", "max", "mean"]):
         check_model(result, pooling, latent_dim=3)
+    # --jobs 2: the first two models train side by side, the third after one of them
+    assert summary["settings"]["jobs"] == 2
+    spans = {r["pooling"]: log_span(r["log"]) for r in summary["models"]}
+    assert spans["max"][0] < spans["last"][1] and spans["last"][0] < spans["max"][1], spans
+    assert spans["mean"][0] >= min(spans["last"][1], spans["max"][1]) - 1, spans
     # progress: one line per model per validation, on stderr
     for i, pooling in enumerate(["last", "max", "mean"], 1):
         for update in (TINY_UPDATES // 2, TINY_UPDATES):

@@ -29,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List
 
 from fairseq_seqvae.cli import plot
@@ -358,6 +359,9 @@ def build_parser():
                         help="CPU threads per fairseq-train (OMP_NUM_THREADS; default: "
                              "$OMP_NUM_THREADS, else 1, the fastest for these small "
                              "LSTMs on a shared CPU)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="models trained side by side, each with --threads threads "
+                             "(default: one per pooler, at most one per CPU core)")
     parser.add_argument("--extra", default="",
                         help="extra fairseq-train flags as one string, e.g. "
                              "--extra='--latent-dim 16' (same as flags after '--')")
@@ -407,6 +411,8 @@ def parse_args(argv=None):
         parser.error("--vocab-size must be 0 (no limit) or at least 8")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     return args
 
 
@@ -433,15 +439,18 @@ def run(args) -> Dict:
     bin_dir = binarize(data["dir"], os.path.join(work_dir, "bin"), env, args.vocab_size)
     progress(f"binarized with fairseq-preprocess into {bin_dir}")
 
-    results = []
-    for i, pooling in enumerate(args.pooling_list):
+    def train(i: int, pooling: str) -> Dict:
         tag = f"[{i + 1}/{len(args.pooling_list)} {pooling}]"
         progress(f"{tag} training (fairseq-train --pooling {pooling}, log "
                  f"{os.path.join(work_dir, pooling, TRAIN_LOG)})")
         result = train_one(args, args.extra_flags, bin_dir, pooling,
                            os.path.join(work_dir, pooling), env, tag)
         progress(f"{tag} done: {result['updates']} updates in {result['wall_s']:.0f} s")
-        results.append(result)
+        return result
+
+    jobs = args.jobs or min(len(args.pooling_list), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(train, range(len(args.pooling_list)), args.pooling_list))
     plots = {} if args.no_plots else draw_plots(results, data["dir"], bin_dir, work_dir)
     return {
         "work_dir": work_dir,
@@ -455,6 +464,7 @@ def run(args) -> Dict:
             "vocab_size": args.vocab_size,
             "seed": args.seed,
             "threads": int(threads),
+            "jobs": jobs,
             "train_flags": train_command(args, args.extra_flags, "BIN", "POOLING", "DIR"),
         },
         "models": results,
