@@ -28,8 +28,8 @@ stopped at any time (``--hours`` stops it cleanly).
 
 Each run is evaluated with ``seqvae-eval`` at two checkpoints: ``warmup`` (the update at
 which beta reaches its final value: a setting's ``"warmup_end"``, else its
-``--kl-hold-updates`` + ``--kl-warmup-updates``; the script saves a checkpoint there)
-and ``final`` (checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
+``--kl-hold-updates`` + ``--kl-warmup-updates``; the run trains to there, keeps that
+checkpoint as checkpoint_warmup.pt, and resumes) and ``final`` (checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
 dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
 phases listed in ``eval.test_phases`` (default both).
 The table's β is that of the last update before the checkpoint. Results go to
@@ -38,10 +38,10 @@ validation curves, one line per run.
 """
 
 import argparse
-import glob
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -53,6 +53,7 @@ from fairseq_seqvae.fairseq_logs import parse_log
 
 BIN_DIR = os.path.dirname(sys.executable)
 PHASES = ("warmup", "final")
+WARMUP_CHECKPOINT = "checkpoint_warmup.pt"
 # fairseq-train flags every run gets (its log, checkpoints and validation batch)
 RUN_FLAGS = ["--log-format", "json", "--no-progress-bar", "--num-workers", "0",
              "--no-epoch-checkpoints", "--batch-size-valid", "32"]
@@ -140,11 +141,19 @@ def expand(grid: Dict, only: Optional[List[str]]) -> List[Dict]:
     return runs
 
 
-def run_command(run: Dict, data: str, save_dir: str, stop_hours: Optional[float]) -> List[str]:
+def legs(run: Dict) -> List[int]:
+    """The updates a run trains to, one fairseq-train call each: the end of its warm-up
+    (where its checkpoint is kept), then its --max-update. Resuming is exact, so the
+    two calls train the same model as one."""
+    end = run["warmup_end"]
+    return [end, run["max_update"]] if 0 < end < run["max_update"] else [run["max_update"]]
+
+
+def run_command(run: Dict, data: str, save_dir: str, max_update: int,
+                stop_hours: Optional[float]) -> List[str]:
     cmd = train_command(data, *run["flags"], "--pooling", run["pooling"],
-                        "--seed", str(run["seed"]), "--save-dir", save_dir, *RUN_FLAGS)
-    if run["warmup_end"] > 0:
-        cmd += ["--save-interval-updates", str(run["warmup_end"])]
+                        "--seed", str(run["seed"]), "--save-dir", save_dir, *RUN_FLAGS,
+                        "--max-update", str(max_update))
     if stop_hours is not None:
         cmd += ["--stop-time-hours", f"{max(stop_hours, 1e-3):.4f}"]
     return cmd
@@ -161,11 +170,6 @@ def valid_records(log_path: str) -> Dict[int, Dict[str, float]]:
         for update, value in points:
             out.setdefault(update, {})[key] = value
     return out
-
-
-def checkpoint_at(save_dir: str, updates: int) -> Optional[str]:
-    found = sorted(glob.glob(os.path.join(save_dir, f"checkpoint_*_{updates}.pt")))
-    return found[-1] if found else None
 
 
 class Study:
@@ -191,22 +195,28 @@ class Study:
         save_dir = os.path.join(self.out, run["name"])
         os.makedirs(save_dir, exist_ok=True)
         log_path = os.path.join(save_dir, "train.log")
-        if max(valid_records(log_path), default=0) >= run["max_update"]:
-            return True
-        left = self.hours_left()
-        if left is not None and left <= 0:
-            return False
-        log(f"{run['name']}: training")
-        start = time.time()
-        cmd = run_command(run, self.data, save_dir, left)
-        rc = self.run_logged(cmd, log_path, append=True)
-        if rc != 0:
-            raise StudyError(f"{run['name']}: fairseq-train failed (exit code {rc}); "
-                             f"see {log_path}")
-        done = max(valid_records(log_path), default=0) >= run["max_update"]
-        log(f"{run['name']}: {'done' if done else 'stopped'} after "
-            f"{(time.time() - start) / 60:.1f} min")
-        return done
+        for end in legs(run):
+            if max(valid_records(log_path), default=0) >= end:
+                continue
+            left = self.hours_left()
+            if left is not None and left <= 0:
+                return False
+            log(f"{run['name']}: training to update {end}")
+            start = time.time()
+            cmd = run_command(run, self.data, save_dir, end, left)
+            rc = self.run_logged(cmd, log_path, append=True)
+            if rc != 0:
+                raise StudyError(f"{run['name']}: fairseq-train failed (exit code {rc}); "
+                                 f"see {log_path}")
+            if max(valid_records(log_path), default=0) < end:
+                log(f"{run['name']}: stopped by --hours after "
+                    f"{(time.time() - start) / 60:.1f} min")
+                return False
+            if end == run["warmup_end"]:
+                shutil.copyfile(os.path.join(save_dir, "checkpoint_last.pt"),
+                                os.path.join(save_dir, WARMUP_CHECKPOINT))
+            log(f"{run['name']}: at update {end} after {(time.time() - start) / 60:.1f} min")
+        return True
 
     def evaluate(self, checkpoint: str, split: str, k: int) -> Dict:
         """seqvae-eval's JSON for ``checkpoint`` on ``split``, cached beside it."""
@@ -227,12 +237,12 @@ class Study:
     def measure(self, run: Dict, done: bool) -> List[Dict]:
         save_dir = os.path.join(self.out, run["name"])
         valid_log = valid_records(os.path.join(save_dir, "train.log"))
-        checkpoints = {"warmup": checkpoint_at(save_dir, run["warmup_end"])}
+        checkpoints = {"warmup": os.path.join(save_dir, WARMUP_CHECKPOINT)}
         if done:
             checkpoints["final"] = os.path.join(save_dir, "checkpoint_last.pt")
         rows = []
         for phase, checkpoint in checkpoints.items():
-            if checkpoint is None or not os.path.isfile(checkpoint):
+            if not os.path.isfile(checkpoint):
                 continue
             log(f"{run['name']}: evaluating the {phase} checkpoint")
             valid = self.evaluate(checkpoint, "valid", 1)
@@ -334,8 +344,9 @@ def main(argv=None):
             raise StudyError("no run matches --only")
         if args.dry_run:
             for run in runs:
-                cmd = run_command(run, data, os.path.join(out, run["name"]), None)
-                print(" ".join(shlex.quote(c) for c in cmd))
+                for end in legs(run):
+                    cmd = run_command(run, data, os.path.join(out, run["name"]), end, None)
+                    print(" ".join(shlex.quote(c) for c in cmd))
             updates = sum(run["max_update"] for run in runs)
             print(f"# {len(runs)} runs, {updates} updates in all", file=sys.stderr)
             return
