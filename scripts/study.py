@@ -154,6 +154,11 @@ def run_command(run: Dict, data: str, save_dir: str, max_update: int,
     cmd = train_command(data, *run["flags"], "--pooling", run["pooling"],
                         "--seed", str(run["seed"]), "--save-dir", save_dir, *RUN_FLAGS,
                         "--max-update", str(max_update))
+    # checkpoint_last.pt at every validation, not only at epoch ends: a stopped run
+    # loses at most one validation interval
+    interval = flag_value(run["flags"], "--validate-interval-updates")
+    if interval:
+        cmd += ["--save-interval-updates", interval, "--keep-interval-updates", "1"]
     if stop_hours is not None:
         cmd += ["--stop-time-hours", f"{max(stop_hours, 1e-3):.4f}"]
     return cmd

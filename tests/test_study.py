@@ -64,6 +64,8 @@ def test_dry_run_lists_every_run_with_inherited_flags(data, tmp_path):
     # the setting's own flags come after the grid's and the parent's: the last one wins
     assert split[0].index("--optimizer adam") < split[0].index("--optimizer encoder_decoder")
     assert "--pooling max --seed 1" in split[0]
+    # checkpoint_last.pt at every validation, so a stopped run loses little
+    assert "--save-interval-updates 3 --keep-interval-updates 1" in split[1]
 
 
 def test_runs_resume_evaluate_and_report(data, tmp_path):
