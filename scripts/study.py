@@ -33,8 +33,9 @@ checkpoint as checkpoint_warmup.pt, and resumes) and ``final`` (checkpoint_last.
 dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
 phases listed in ``eval.test_phases`` (default both).
 The table's β is that of the last update before the checkpoint. Results go to
-``results.jsonl`` and ``table.md``, and ``curves-<setting>.png`` shows each setting's
-validation curves, one line per run.
+``results.jsonl`` and ``table.md``; ``curves-<setting>.png`` shows each setting's
+validation curves, one line per run, and ``summary.png`` the final valid KL, MI and AU
+of every setting and pooling.
 """
 
 import argparse
@@ -309,6 +310,41 @@ def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
     return figures
 
 
+def draw_summary(rows: List[Dict], path: str, title: str) -> Optional[str]:
+    """summary.png: the final checkpoints' valid KL, MI and AU, one group of bars per
+    setting, one bar per pooling (seeds averaged)."""
+    final = [row for row in rows if row["phase"] == "final"]
+    if not final:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(row["setting"] for row in final))
+    poolings = list(dict.fromkeys(row["pooling"] for row in final))
+    width = 0.8 / len(poolings)
+    fig, axes = plt.subplots(3, 1, figsize=(max(6, 1.1 * len(settings)), 7), sharex=True)
+    for ax, (key, label) in zip(axes, [("valid_kl", "KL (nats)"), ("valid_mi", "MI (nats)"),
+                                       ("valid_au", "active units")]):
+        for j, pooling in enumerate(poolings):
+            values = []
+            for setting in settings:
+                found = [row[key] for row in final
+                         if row["setting"] == setting and row["pooling"] == pooling]
+                values.append(sum(found) / len(found) if found else float("nan"))
+            ax.bar([i + (j - (len(poolings) - 1) / 2) * width for i in range(len(settings))],
+                   values, width, label=pooling)
+        ax.set_ylabel(label)
+    axes[0].legend(title="pooling")
+    axes[0].set_title(title)
+    axes[-1].set_xticks(range(len(settings)), settings, rotation=30, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="scripts/study.py", description=__doc__.split("\n\n")[0],
@@ -372,6 +408,9 @@ def main(argv=None):
                     "nats per sentence\n\n" + table + "\n")
         print(table)
         figures = draw_curves(study, runs)
+        summary = draw_summary(rows, os.path.join(out, "summary.png"),
+                               f"{grid['name']}: final checkpoints (valid)")
+        figures += [summary] if summary else []
         unfinished = len({r["name"] for r in rows if r["phase"] not in ("final", "failed")}
                          - {r["name"] for r in rows if r["phase"] == "final"})
         unfinished += len(runs) - len({r["name"] for r in rows})

@@ -103,6 +103,7 @@ def test_runs_resume_evaluate_and_report(data, tmp_path):
     assert table.strip().splitlines()[-4:] == proc.stdout.strip().splitlines()[-4:]
     assert (out / "curves-adam.png").stat().st_size > 0
     assert (out / "curves-split.png").stat().st_size > 0
+    assert (out / "summary.png").stat().st_size > 0
 
     # once more: nothing trains and nothing is evaluated again
     evals = sorted(out.glob("*/*.json"))
