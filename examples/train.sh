@@ -3,7 +3,8 @@
 #
 # usage: examples/train.sh --dataset ptb|yahoo|yelp [--method M] [--data-bin DIR] [--save-dir DIR] [--seed N] [fairseq-train flags...]
 #   --dataset   ptb: Li et al. 2019's setting (seqvae_lstm_ptb); yahoo, yelp: He et al. 2019's (seqvae_lstm_yahoo)
-#   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits (default max)
+#   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits
+#               | authors-last | authors-max (default max)
 #   --data-bin  binarized corpus (default data-bin/<dataset>, made by examples/<dataset>/prepare.sh)
 #   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
 #   --seed      random seed (default 1)
@@ -14,7 +15,7 @@
 # they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits"
+METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits authors-last authors-max"
 DATASET=""
 METHOD=max
 DATA_BIN=""
@@ -53,6 +54,12 @@ case "$METHOD" in
     free-bits) METHOD_FLAGS=(--pooling last --free-bits 0.5) ;;    # Li et al. 2019, per dimension
     bn-vae) METHOD_FLAGS=(--pooling last --bn-gamma 0.6) ;;        # Zhu et al. 2020
     max-free-bits) METHOD_FLAGS=(--pooling max --free-bits 0.5) ;; # pooling + free bits
+    authors-last|authors-max)  # the pooling paper's authors' encoder and training (Xu et al. 2020's
+        # code): a 2-layer bidirectional encoder, directions averaged, posterior without bias,
+        # trained by Adam (lr 1e-3, constant) while the decoder keeps the shared SGD and lr halving
+        METHOD_FLAGS=(--pooling "${METHOD#authors-}" --encoder-layers 2 --encoder-bidirectional
+            --encoder-merge mean --no-posterior-bias
+            --optimizer encoder_decoder --encoder-optimizer adam --encoder-lr 0.001) ;;
     *) echo "error: unknown --method '$METHOD' (one of: $METHODS)" >&2; exit 2 ;;
 esac
 if [[ "$PRINT_FLAGS" == 1 ]]; then
