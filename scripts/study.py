@@ -46,7 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional
 
 from fairseq_seqvae.cli.fairseq_commands import train_command
@@ -310,6 +310,16 @@ def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
     return figures
 
 
+def write_report(rows: List[Dict], out: str, title: str) -> str:
+    """results.jsonl and table.md in ``out``; returns the table."""
+    with open(os.path.join(out, "results.jsonl"), "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    table = format_table(rows)
+    with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(f"{title}\n\n{table}\n")
+    return table
+
+
 def draw_summary(rows: List[Dict], path: str, title: str) -> Optional[str]:
     """summary.png: the final checkpoints' valid KL, MI and AU, one group of bars per
     setting, one bar per pooling (seeds averaged)."""
@@ -397,15 +407,15 @@ def main(argv=None):
         if args.report:
             study.deadline = time.time()  # nothing trains; finished runs are measured
         log(f"{len(runs)} runs in {out}, {args.jobs} at a time, {args.threads} thread(s) each")
+        results: Dict[str, List[Dict]] = {}
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(study.run_one, runs))
-        rows = [row for result in results for row in result]
-        with open(os.path.join(out, "results.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
-        table = format_table(rows)
-        with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
-            f.write(f"{grid['name']}: valid metrics (k = 1) and test IW-NLL (k = {study.k}), "
-                    "nats per sentence\n\n" + table + "\n")
+            futures = {pool.submit(study.run_one, run): run["name"] for run in runs}
+            for future in as_completed(futures):
+                # the report so far, in grid order, after every run
+                results[futures[future]] = future.result()
+                rows = [row for run in runs for row in results.get(run["name"], [])]
+                table = write_report(rows, out, f"{grid['name']}: valid metrics (k = 1) and "
+                                     f"test IW-NLL (k = {study.k}), nats per sentence")
         print(table)
         figures = draw_curves(study, runs)
         summary = draw_summary(rows, os.path.join(out, "summary.png"),
