@@ -32,7 +32,7 @@ which beta reaches its final value: a setting's ``"warmup_end"``, else its
 checkpoint as checkpoint_warmup.pt, and resumes) and ``final`` (checkpoint_last.pt). On the valid split (k = 1): -ELBO, KL, MI, AU, feature
 dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
 phases listed in ``eval.test_phases`` (default both).
-The table's β is that of the last update before the checkpoint. Results go to
+The table's β is the KL weight of fairseq's validation record at that update. Results go to
 ``results.jsonl`` and ``table.md``; ``curves-<setting>.png`` shows each setting's
 validation curves, one line per run, and ``summary.png`` the final valid KL, MI and AU
 of every setting and pooling.

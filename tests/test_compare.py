@@ -136,6 +136,10 @@ def test_train_command_budget_and_passthrough():
     assert cmd[cmd.index("--pooling") + 1] == "mean"
     # user flags come last, so they override the defaults
     assert cmd[-4:] == ["--lr", "0.01", "--latent-dim", "8"]
+    # the recipe of docs/COLLAPSE.md: Adam, word dropout, warm-up over half, free bits
+    for flag, value in (("--optimizer", "adam"), ("--word-dropout", "0.5"),
+                        ("--kl-warmup-updates", "1000"), ("--free-bits", "0.1")):
+        assert cmd[cmd.index(flag) + 1] == value, flag
 
 
 # ---------------------------------------------------------------------------------------

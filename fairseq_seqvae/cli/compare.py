@@ -40,12 +40,14 @@ from fairseq_seqvae.cli.text import LONG_LINE_WORDS, NotUTF8Error, long_lines, r
 from fairseq_seqvae.fairseq_logs import TRAIN_LOG, load_run, parse_line
 from fairseq_seqvae.modules.poolers import POOLERS
 
-# Defaults chosen so that on the demo corpus the story is visible in about two minutes
-# per model on one busy CPU core: the PTB architecture shrunk to 128-unit LSTMs (its
-# He et al. 2019 initialization, +-0.01, kept: with it the last encoder state starts out
-# nearly the same for every sentence, which is the failure pooling avoids), Adam, word
-# dropout 0.5 (Bowman et al. 2016) and a linear KL warm-up over the first half, so that
-# beta = 1 for the second half of training.
+# Defaults: the PTB architecture shrunk to 128-unit LSTMs (its He et al. 2019
+# initialization, +-0.01, kept: with it the last encoder state starts out nearly the same
+# for every sentence, which is the failure pooling avoids), Adam, word dropout 0.5
+# (Bowman et al. 2016), a linear KL warm-up over the first half, so that beta = 1 for the
+# second half of training, and free bits of 0.1 nats per latent dimension (Kingma et al.
+# 2016). Without free bits, at beta = 1 both encoders lose their posterior on real text
+# (docs/COLLAPSE.md); with them the max-pooled posterior stays informative and the
+# last-state one does not.
 DEFAULT_ARCH = "seqvae_lstm_ptb"
 # model size: only with the default --arch
 DEFAULT_SIZE_FLAGS = [
@@ -56,7 +58,7 @@ DEFAULT_SIZE_FLAGS = [
 DEFAULT_TRAIN_FLAGS = [
     "--word-dropout", "0.5", "--optimizer", "adam", "--lr", "0.003",
     "--kl-schedule", "linear", "--kl-start", "0.0", "--kl-max", "1.0",
-    "--kl-warmup-updates", "1000",
+    "--kl-warmup-updates", "1000", "--free-bits", "0.1",
 ]
 DEFAULT_MAX_UPDATE = 2000
 DEFAULT_BATCH_SIZE = 32
