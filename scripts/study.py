@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional
 
 from fairseq_seqvae.cli.fairseq_commands import train_command
-from fairseq_seqvae.fairseq_logs import parse_log
+from fairseq_seqvae.fairseq_logs import TRAIN_LOG, parse_log
 
 BIN_DIR = os.path.dirname(sys.executable)
 PHASES = ("warmup", "final")
@@ -178,6 +178,11 @@ def valid_records(log_path: str) -> Dict[int, Dict[str, float]]:
     return out
 
 
+def run_keys(run: Dict) -> Dict:
+    """The fields that name a run in its table rows."""
+    return {key: run[key] for key in ("name", "setting", "pooling", "seed")}
+
+
 class Study:
     def __init__(self, grid: Dict, data: str, out: str, threads: int, deadline: Optional[float]):
         self.grid, self.data, self.out = grid, data, out
@@ -190,8 +195,9 @@ class Study:
     def hours_left(self) -> Optional[float]:
         return None if self.deadline is None else (self.deadline - time.time()) / 3600
 
-    def run_logged(self, cmd: List[str], log_path: str, append: bool = False) -> int:
-        with open(log_path, "a" if append else "w", encoding="utf-8") as f:
+    def run_logged(self, cmd: List[str], log_path: str) -> int:
+        """Runs ``cmd`` with its output appended to ``log_path``; returns its exit code."""
+        with open(log_path, "a", encoding="utf-8") as f:
             f.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
             f.flush()
             return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env)
@@ -200,7 +206,7 @@ class Study:
         """Trains (or resumes) ``run``; True once it has reached its --max-update."""
         save_dir = os.path.join(self.out, run["name"])
         os.makedirs(save_dir, exist_ok=True)
-        log_path = os.path.join(save_dir, "train.log")
+        log_path = os.path.join(save_dir, TRAIN_LOG)
         for end in legs(run):
             if max(valid_records(log_path), default=0) >= end:
                 continue
@@ -210,7 +216,7 @@ class Study:
             log(f"{run['name']}: training to update {end}")
             start = time.time()
             cmd = run_command(run, self.data, save_dir, end, left)
-            rc = self.run_logged(cmd, log_path, append=True)
+            rc = self.run_logged(cmd, log_path)
             if rc != 0:
                 raise StudyError(f"{run['name']}: fairseq-train failed (exit code {rc}); "
                                  f"see {log_path}")
@@ -242,7 +248,7 @@ class Study:
 
     def measure(self, run: Dict, done: bool) -> List[Dict]:
         save_dir = os.path.join(self.out, run["name"])
-        valid_log = valid_records(os.path.join(save_dir, "train.log"))
+        valid_log = valid_records(os.path.join(save_dir, TRAIN_LOG))
         checkpoints = {"warmup": os.path.join(save_dir, WARMUP_CHECKPOINT)}
         if done:
             checkpoints["final"] = os.path.join(save_dir, "checkpoint_last.pt")
@@ -254,7 +260,7 @@ class Study:
             valid = self.evaluate(checkpoint, "valid", 1)
             test = self.evaluate(checkpoint, "test", self.k) if phase in self.test_phases else {}
             updates = int(valid.get("updates", 0))
-            row = {key: run[key] for key in ("name", "setting", "pooling", "seed")}
+            row = run_keys(run)
             row.update({
                 "phase": phase, "updates": updates,
                 "beta": valid_log.get(updates, {}).get("kl_weight"),
@@ -274,8 +280,7 @@ class Study:
             return self.measure(run, self.train(run))
         except StudyError as err:
             log(f"{run['name']}: FAILED: {err}")
-            return [{**{key: run[key] for key in ("name", "setting", "pooling", "seed")},
-                     "phase": "failed", "error": str(err)}]
+            return [{**run_keys(run), "phase": "failed", "error": str(err)}]
 
 
 def format_table(rows: List[Dict]) -> str:
@@ -292,11 +297,10 @@ def format_table(rows: List[Dict]) -> str:
 
 def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
     figures = []
+    paths = {run["name"]: os.path.join(study.out, run["name"], TRAIN_LOG) for run in runs}
     for setting in dict.fromkeys(run["setting"] for run in runs):
-        logs = [f"{run['pooling']}-s{run['seed']}="
-                f"{os.path.join(study.out, run['name'], 'train.log')}"
-                for run in runs if run["setting"] == setting
-                and valid_records(os.path.join(study.out, run["name"], "train.log"))]
+        logs = [f"{run['pooling']}-s{run['seed']}={paths[run['name']]}"
+                for run in runs if run["setting"] == setting and valid_records(paths[run["name"]])]
         if not logs:
             continue
         out = os.path.join(study.out, f"curves-{setting}.png")
@@ -421,9 +425,8 @@ def main(argv=None):
         summary = draw_summary(rows, os.path.join(out, "summary.png"),
                                f"{grid['name']}: final checkpoints (valid)")
         figures += [summary] if summary else []
-        unfinished = len({r["name"] for r in rows if r["phase"] not in ("final", "failed")}
-                         - {r["name"] for r in rows if r["phase"] == "final"})
-        unfinished += len(runs) - len({r["name"] for r in rows})
+        unfinished = len(runs) - len({r["name"] for r in rows
+                                      if r["phase"] in ("final", "failed")})
         log(f"table: {os.path.join(out, 'table.md')}; figures: {', '.join(figures) or 'none'}"
             + (f"; {unfinished} runs unfinished (re-run to resume)" if unfinished else ""))
         failed = [row["name"] for row in rows if row["phase"] == "failed"]
