@@ -26,6 +26,7 @@ import os
 import subprocess
 import time
 
+from fairseq_seqvae.cli import table
 from fairseq_seqvae.cli.fairseq_commands import binarize_once, train_timing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,18 +64,14 @@ def method_flags(method: str):
 
 
 def format_table(rows):
-    header = (f"{'method':<13} {'s/update':>9} {'s/epoch':>9} {'tokens/s':>9} "
-              f"{'x ' + rows[0]['method']:>10} {'inner steps':>11}  description")
-    lines = [header, "-" * len(header)]
     reference = rows[0]["s_per_epoch"]
-    for r in rows:
-        inner = f"{r['inner_steps']:.1f}" if r["inner_steps"] is not None else "-"
-        lines.append(
-            f"{r['method']:<13} {r['s_per_update']:>9.3f} {r['s_per_epoch']:>9.1f} "
-            f"{r['tokens_per_s']:>9.0f} {r['s_per_epoch'] / reference:>10.2f} {inner:>11}  "
-            f"{r['description']}"
-        )
-    return "\n".join(lines)
+    header = ["method", "s/update", "s/epoch", "tokens/s", f"x {rows[0]['method']}",
+              "inner steps", "description"]
+    cells = [[r["method"], f"{r['s_per_update']:.3f}", f"{r['s_per_epoch']:.1f}",
+              f"{r['tokens_per_s']:.0f}", f"{r['s_per_epoch'] / reference:.2f}",
+              "-" if r["inner_steps"] is None else f"{r['inner_steps']:.1f}", r["description"]]
+             for r in rows]
+    return table.format_table(header, cells, align="lrrrrrl")
 
 
 def main(argv=None):

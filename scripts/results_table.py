@@ -19,6 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from fairseq_seqvae.cli.table import format_table
+
 # method -> (PPL, MI, AU) published for PTB, as tabulated in Li et al. 2020 (Optimus) Table 8
 PUBLISHED = {
     "ptb": {
@@ -84,9 +86,7 @@ def table(results, published=None, dataset_prefix=""):
     for method in published or {}:  # published rows this project has not run
         if method not in groups:
             rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 2) + list(published[method]))
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return format_table(header, rows, markdown=True)
 
 
 def main(argv=None):

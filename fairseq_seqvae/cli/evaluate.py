@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from fairseq_seqvae.cli.table import format_records
 from fairseq_seqvae.hub import SeqVAE, resolve_checkpoint
 from fairseq_seqvae.modules.gaussian import AU_THRESHOLD
 from fairseq_seqvae.scoring import (
@@ -42,16 +43,7 @@ COLUMNS = [  # (key, header, format)
 
 def format_table(results: List[Dict]) -> str:
     """A markdown table, one row per checkpoint; '-' where a metric does not apply."""
-    header = ["checkpoint"] + [h for _, h, _ in COLUMNS]
-    rows = [[r["checkpoint"]] + [fmt.format(r[key]) if key in r else "-"
-                                 for key, _, fmt in COLUMNS] for r in results]
-    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-
-    def line(cells):
-        return "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), rule] + [line(r) for r in rows])
+    return format_records(results, [("checkpoint", "checkpoint", "{}")] + COLUMNS, markdown=True)
 
 
 def get_parser() -> argparse.ArgumentParser:
