@@ -13,7 +13,9 @@ The grid is a JSON file (examples in ``examples/studies/``)::
       "settings": {
         "adam":  {"flags": ["--optimizer", "adam", "--lr", "0.003"]},
         "split": {"flags": ["--optimizer", "encoder_decoder", "--lr", "1.0"]},
-        "split-bienc": {"extends": "split", "flags": ["--encoder-bidirectional"]}
+        "split-bienc": {"extends": "split", "flags": ["--encoder-bidirectional"]},
+        "split-fb": {"extends": "split", "flags": ["--free-bits", "0.1"],
+                     "poolings": ["last", "max", "mean"], "seeds": [1, 2]}
       },
       "eval": {"k": 50}
     }
@@ -21,7 +23,9 @@ The grid is a JSON file (examples in ``examples/studies/``)::
 fairseq-train gets this plugin's task and criterion, then the flags. A setting's flags
 come after those it ``extends`` (recursively) and after the grid's ``flags``, so a later
 flag wins: a new factor is a new setting, one flag different from the setting it
-extends. Each run is ``<setting>-<pooling>-s<seed>`` in ``--out``
+extends. A setting's own ``"poolings"`` or ``"seeds"`` replace the grid's for it
+alone (they are not inherited), e.g. a second seed for the contrast that decides.
+Each run is ``<setting>-<pooling>-s<seed>`` in ``--out``
 (default ``runs/<name>``); re-running the script resumes every unfinished run from its
 checkpoint_last.pt, skips finished ones and reuses finished evaluations, so it can be
 stopped at any time (``--hours`` stops it cleanly).
@@ -50,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Dict, List, Optional
 
 from fairseq_seqvae.cli.fairseq_commands import train_command
+from fairseq_seqvae.cli.table import format_records
 from fairseq_seqvae.fairseq_logs import TRAIN_LOG, parse_log
 
 BIN_DIR = os.path.dirname(sys.executable)
@@ -131,8 +136,9 @@ def expand(grid: Dict, only: Optional[List[str]]) -> List[Dict]:
         max_update = flag_value(flags, "--max-update")
         if max_update is None:
             raise StudyError(f"setting '{setting}' has no --max-update (the run's budget)")
-        for pooling in grid["poolings"]:
-            for seed in grid["seeds"]:
+        own = grid["settings"][setting]
+        for pooling in own.get("poolings", grid["poolings"]):
+            for seed in own.get("seeds", grid["seeds"]):
                 name = f"{setting}-{pooling}-s{seed}"
                 if only and not any(pattern in name for pattern in only):
                     continue
@@ -201,6 +207,11 @@ class Study:
             f.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
             f.flush()
             return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env)
+
+    def finished(self, run: Dict) -> bool:
+        """Whether ``run`` has reached its --max-update."""
+        log_path = os.path.join(self.out, run["name"], TRAIN_LOG)
+        return max(valid_records(log_path), default=0) >= run["max_update"]
 
     def train(self, run: Dict) -> bool:
         """Trains (or resumes) ``run``; True once it has reached its --max-update."""
@@ -284,15 +295,8 @@ class Study:
 
 
 def format_table(rows: List[Dict]) -> str:
-    def cell(row, key, fmt):
-        value = row.get(key)
-        return "-" if value is None else fmt.format(value)
-
-    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(COLUMNS))) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(cell(row, k, f) for k, _, f in COLUMNS) + " |")
-    return "\n".join(lines)
+    """The markdown table of ``rows``: the run's names flush left, the numbers right."""
+    return format_records(rows, COLUMNS, markdown=True, align="l" * 4 + "r" * (len(COLUMNS) - 4))
 
 
 def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
@@ -411,16 +415,22 @@ def main(argv=None):
         if args.report:
             study.deadline = time.time()  # nothing trains; finished runs are measured
         log(f"{len(runs)} runs in {out}, {args.jobs} at a time, {args.threads} thread(s) each")
-        results: Dict[str, List[Dict]] = {}
+        # the report covers the whole grid: runs left out by --only count as they stand
+        grid_runs = expand(grid, None)
+        chosen = {run["name"] for run in runs}
+        results = {run["name"]: study.measure(run, study.finished(run))
+                   for run in grid_runs if run["name"] not in chosen}
+        title = (f"{grid['name']}: valid metrics (k = 1) and test IW-NLL (k = {study.k}), "
+                 f"nats per sentence")
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(study.run_one, run): run["name"] for run in runs}
             for future in as_completed(futures):
                 # the report so far, in grid order, after every run
                 results[futures[future]] = future.result()
-                rows = [row for run in runs for row in results.get(run["name"], [])]
-                table = write_report(rows, out, f"{grid['name']}: valid metrics (k = 1) and "
-                                     f"test IW-NLL (k = {study.k}), nats per sentence")
+                rows = [row for run in grid_runs for row in results.get(run["name"], [])]
+                table = write_report(rows, out, title)
         print(table)
+        runs = grid_runs
         figures = draw_curves(study, runs)
         summary = draw_summary(rows, os.path.join(out, "summary.png"),
                                f"{grid['name']}: final checkpoints (valid)")

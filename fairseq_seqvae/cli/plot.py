@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from fairseq_seqvae.cli import quiet_libraries  # noqa: E402
 from fairseq_seqvae.cli.text import NotUTF8Error, read_lines  # noqa: E402
 from fairseq_seqvae.fairseq_logs import LogError, Series, load_run  # noqa: E402
 from fairseq_seqvae.hub import SeqVAE  # noqa: E402
@@ -400,6 +401,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_libraries()
     try:
         args.func(args)
     except (PlotError, LogError, OSError) as err:
