@@ -57,16 +57,32 @@ DEFAULT_MAX_TOKENS = 40000
 LOGITS_ELEMENTS = 5_000_000
 
 
-def sequence_log_prob(model, prev_output_tokens: Tensor, target: Tensor, z: Tensor) -> Tensor:
+PRECISIONS = ("fp32", "bf16")
+
+
+def decoder_autocast(device: torch.device, precision: str):
+    """The context the decoder runs in: nothing for fp32; for bf16, autocast, so that
+    the LSTM and the output projection compute in bfloat16 while the log-softmax and
+    every sum stay in fp32 and float64."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def sequence_log_prob(model, prev_output_tokens: Tensor, target: Tensor, z: Tensor,
+                      precision: str = "fp32") -> Tensor:
     """log p(x | z) of each sequence under the decoder, teacher-forced.
 
     Args:
         prev_output_tokens, target: N x T (BOS + words, words + EOS; right-padded)
         z: N x Z
+        precision: ``fp32``, or ``bf16`` for the decoder's matrix products (see
+            ``decoder_autocast``)
     Returns:
         N, float64
     """
-    features, _ = model.decoder(prev_output_tokens, {"z": z}, features_only=True)  # N x T x H
+    with decoder_autocast(z.device, precision):
+        features, _ = model.decoder(prev_output_tokens, {"z": z}, features_only=True)  # N x T x H
     real = target.ne(model.decoder.padding_idx)  # N x T
     rows = real.nonzero()[:, 0]  # sequence of each real position
     features, target = features[real], target[real]  # P x H, P
@@ -74,16 +90,19 @@ def sequence_log_prob(model, prev_output_tokens: Tensor, target: Tensor, z: Tens
     step = max(1, LOGITS_ELEMENTS // model.decoder.output_projection.out_features)
     for start in range(0, target.numel(), step):
         part = slice(start, start + step)
-        logits = model.decoder.output_layer(features[part]).float()  # rows x V
-        nll = F.cross_entropy(logits, target[part], reduction="none")
+        with decoder_autocast(z.device, precision):
+            logits = model.decoder.output_layer(features[part])  # rows x V
+        nll = F.cross_entropy(logits.float(), target[part], reduction="none")  # fp32
         log_prob.index_add_(0, rows[part], -nll.double())
     return log_prob
 
 
 @torch.no_grad()
-def importance_weights(model, batch, k: int = DEFAULT_K, max_tokens: int = DEFAULT_MAX_TOKENS):
+def importance_weights(model, batch, k: int = DEFAULT_K, max_tokens: int = DEFAULT_MAX_TOKENS,
+                       precision: str = "fp32"):
     """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x) of every sentence,
-    decoded in chunks of at most ``max_tokens`` decoder positions.
+    decoded in chunks of at most ``max_tokens`` decoder positions, the decoder in
+    ``precision`` (the encoder, the samples and the densities always in fp32/float64).
 
     Args:
         batch: a ``SentenceDataset`` batch (B sentences)
@@ -100,7 +119,7 @@ def importance_weights(model, batch, k: int = DEFAULT_K, max_tokens: int = DEFAU
     mean, logvar = enc["mean"].float(), enc["logvar"].float()  # B x Z
     bsz, dim = mean.shape
     if dim == 0:  # LSTM LM: log p(x) exactly, the same for every "sample"
-        log_px = sequence_log_prob(model, net["prev_output_tokens"], target, mean)
+        log_px = sequence_log_prob(model, net["prev_output_tokens"], target, mean, precision)
         log_px = log_px.unsqueeze(1).expand(bsz, k)
         return {"log_w": log_px, "log_px_z": log_px, "mean": mean, "logvar": logvar,
                 "pooled": enc["pooled"]}
@@ -119,6 +138,7 @@ def importance_weights(model, batch, k: int = DEFAULT_K, max_tokens: int = DEFAU
             net["prev_output_tokens"].repeat_interleave(m, dim=0),
             target.repeat_interleave(m, dim=0),
             z.reshape(bsz * m, dim),
+            precision,
         ).view(bsz, m)
         zd = z.double()
         log_pz = gaussian_log_density(zd, torch.zeros_like(zd), torch.zeros_like(zd))  # B x m
@@ -130,14 +150,14 @@ def importance_weights(model, batch, k: int = DEFAULT_K, max_tokens: int = DEFAU
 
 
 def iw_log_likelihood(model, batch, k: int = DEFAULT_K,
-                      max_tokens: int = DEFAULT_MAX_TOKENS) -> Tensor:
+                      max_tokens: int = DEFAULT_MAX_TOKENS, precision: str = "fp32") -> Tensor:
     """Importance-weighted estimate of log p(x) per sentence: log-mean-exp of the k
     importance weights (Burda et al. 2016), in nats.
 
     Returns:
         B, float64
     """
-    return log_mean_exp(importance_weights(model, batch, k, max_tokens)["log_w"])
+    return log_mean_exp(importance_weights(model, batch, k, max_tokens, precision)["log_w"])
 
 
 def log_mean_exp(log_w: Tensor) -> Tensor:
@@ -203,7 +223,8 @@ def length_sorted_batches(dataset, batch_size: int):
 @torch.no_grad()
 def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAULT_BATCH_SIZE,
                      max_tokens: int = DEFAULT_MAX_TOKENS, au_threshold: float = AU_THRESHOLD,
-                     device="cpu", progress: bool = False) -> Dict[str, float]:
+                     device="cpu", progress: bool = False,
+                     precision: str = "fp32") -> Dict[str, float]:
     """All the metrics of the module docstring over a ``SentenceDataset``."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -213,7 +234,7 @@ def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAU
                dynamic_ncols=True)
     for batch in length_sorted_batches(dataset, batch_size):
         batch = move_to(batch, device)
-        stats.add(batch, importance_weights(model, batch, k, max_tokens))
+        stats.add(batch, importance_weights(model, batch, k, max_tokens, precision))
         bar.update(batch["nsentences"])
     bar.close()
     return stats.result(model.encoder.latent_dim, au_threshold)

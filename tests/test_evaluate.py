@@ -99,6 +99,22 @@ def test_chunking_does_not_change_the_estimate(make_model, make_sentences, make_
     torch.testing.assert_close(results[0], results[2], rtol=0, atol=1e-6)
 
 
+def test_bf16_decoder_is_close_to_fp32_on_the_same_samples(make_model, make_sentences,
+                                                           make_batch):
+    model = make_model().eval()
+    batch = make_batch(make_sentences([4, 1, 7, 12], seed=6))
+    results = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(3)  # the same z samples for both
+        results[precision] = iw_log_likelihood(model, batch, k=20, precision=precision)
+    diff = (results["bf16"] - results["fp32"]).abs()
+    # bfloat16 keeps 8 bits of mantissa: a few hundredths of a nat on these sentences,
+    # not exactly zero (the autocast does act)
+    assert (diff < 0.05).all() and diff.max() > 0, diff
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        iw_log_likelihood(model, batch, k=2, precision="fp16")
+
+
 def test_lstm_lm_log_likelihood_is_exact(make_model, make_sentences, make_batch):
     model = make_model(latent_dim=0).eval()
     batch = make_batch(make_sentences([4, 1, 7], seed=5))
@@ -182,9 +198,14 @@ def test_seqvae_eval_lm_matches_fairseq_validate(trained_vae, lm_checkpoint, tmp
     assert ours["elbo"] == pytest.approx(ours["iw_nll"], abs=1e-9)
 
 
-def test_seqvae_eval_max_sentences(trained_vae, tmp_path):
+def test_seqvae_eval_max_sentences_and_bf16(trained_vae, tmp_path):
     (r,) = json_results(seqvae_eval(trained_vae.data, "--path", trained_vae.save_dir,
                                     "-k", 2, "--max-sentences", 7, "--json", cwd=tmp_path))
+    (bf16,) = json_results(seqvae_eval(trained_vae.data, "--path", trained_vae.save_dir,
+                                       "-k", 2, "--max-sentences", 7, "--json",
+                                       "--precision", "bf16", cwd=tmp_path))
+    assert (r["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert bf16["iw_nll"] == pytest.approx(r["iw_nll"], abs=0.05)
     assert r["sentences"] == 7
     assert r["tokens"] == sum(len(line.split()) + 1 for line in trained_vae.test_lines[:7])
 

@@ -22,6 +22,7 @@ from fairseq_seqvae.scoring import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_K,
     DEFAULT_MAX_TOKENS,
+    PRECISIONS,
     evaluate_dataset,
     load_split,
 )
@@ -77,6 +78,11 @@ def get_parser() -> argparse.ArgumentParser:
                         "order (default 0: all)")
     parser.add_argument("--seed", type=int, default=1,
                         help="random seed: results are deterministic for a seed (default 1)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="the decoder's arithmetic: fp32 (default), or bf16 (bfloat16 "
+                        "autocast for the LSTM and the output projection, the log-softmax "
+                        "and every sum in fp32/float64; faster where the CPU or GPU has "
+                        "bfloat16 units; accuracy in docs/PERFORMANCE.md)")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per checkpoint instead of the table")
@@ -97,7 +103,7 @@ def evaluate_checkpoint(path: str, args) -> Dict:
     result = evaluate_dataset(
         vae.model, dataset, k=args.k, batch_size=args.batch_size, max_tokens=args.max_tokens,
         au_threshold=args.au_threshold, device=device,
-        progress=not args.no_progress_bar and sys.stderr.isatty(),
+        progress=not args.no_progress_bar and sys.stderr.isatty(), precision=args.precision,
     )
     result.update({
         "checkpoint": path,
@@ -107,6 +113,7 @@ def evaluate_checkpoint(path: str, args) -> Dict:
         "latent_dim": vae.latent_dim,
         "seed": args.seed,
         "device": device,
+        "precision": args.precision,
         "seconds": round(time.time() - start, 2),
         **vae.progress,  # how long the checkpoint was trained
     })
@@ -137,7 +144,7 @@ def main(argv: Optional[List[str]] = None):
         print(f"split {first['split']} of {args.data}: {first['sentences']} sentences, "
               f"{first['tokens']} tokens (words + EOS); k = {args.k} importance samples; "
               f"MI over batches of {args.batch_size}; AU threshold {args.au_threshold}; "
-              f"seed {args.seed}; {first['device']}")
+              f"seed {args.seed}; {first['device']}, {args.precision}")
         print(format_table(results))
         print("nats per sentence; PPL = exp(total IW-NLL / tokens); time: "
               + ", ".join(f"{r['checkpoint']} {r['seconds']:.1f} s" for r in results))
