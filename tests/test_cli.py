@@ -475,7 +475,9 @@ def test_help_lists_every_option_of_our_configs(corpus, tmp_path):
 def test_help_shows_the_plugin_first_without_a_data_argument(tmp_path):
     """What a new user reads first: a usage line that asks for no data directory, the
     named architectures, then the plugin's options, and fairseq's own only after them."""
-    text = cu.run([cu.console_script("seqvae-help")], tmp_path).stdout
+    proc = cu.run([cu.console_script("seqvae-help")], tmp_path)
+    text = proc.stdout
+    assert " | INFO | " not in proc.stderr, proc.stderr  # no library logging before the help
     usage = text.splitlines()[0]
     assert usage.startswith("usage: seqvae-help") and "data" not in usage.lower()
     archs = text.index("architectures (--arch)")

@@ -20,6 +20,7 @@ from typing import List
 from fairseq import options
 from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 
+from fairseq_seqvae.cli import quiet_libraries
 from fairseq_seqvae.cli.fairseq_commands import CRITERION, PLUGIN_DIR, TASK
 from fairseq_seqvae.criterions.seqvae_elbo import SeqVAEELBOConfig
 from fairseq_seqvae.models.seqvae_lstm import SeqVAELSTMConfig
@@ -92,6 +93,7 @@ def format_help(parser: argparse.ArgumentParser, arch: str) -> str:
 
 
 def main(argv=None):
+    quiet_libraries()
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = [a for a in argv if a not in ("-h", "--help")]
     plugin_only = "--plugin-only" in argv
