@@ -4,7 +4,7 @@
 # usage: examples/train.sh --dataset ptb|yahoo|yelp [--method M] [--data-bin DIR] [--save-dir DIR] [--seed N] [fairseq-train flags...]
 #   --dataset   ptb: Li et al. 2019's setting (seqvae_lstm_ptb); yahoo, yelp: He et al. 2019's (seqvae_lstm_yahoo)
 #   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits
-#               | authors-last | authors-max (default max)
+#               | authors-last | authors-max | recipe-last | recipe-max (default max)
 #   --data-bin  binarized corpus (default data-bin/<dataset>, made by examples/<dataset>/prepare.sh)
 #   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
 #   --seed      random seed (default 1)
@@ -15,7 +15,7 @@
 # they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits authors-last authors-max"
+METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits authors-last authors-max recipe-last recipe-max"
 DATASET=""
 METHOD=max
 DATA_BIN=""
@@ -60,6 +60,11 @@ case "$METHOD" in
         METHOD_FLAGS=(--pooling "${METHOD#authors-}" --encoder-layers 2 --encoder-bidirectional
             --encoder-merge mean --no-posterior-bias
             --optimizer encoder_decoder --encoder-optimizer adam --encoder-lr 0.001) ;;
+    recipe-last|recipe-max)  # the pooling study's recipe (docs/COLLAPSE.md), seqvae-compare's
+        # default: He et al.'s encoder trained by Adam (lr 1e-3) beside the shared SGD decoder,
+        # free bits of 0.1 nats per dimension and word dropout 0.5
+        METHOD_FLAGS=(--pooling "${METHOD#recipe-}" --optimizer encoder_decoder
+            --encoder-optimizer adam --encoder-lr 0.001 --free-bits 0.1 --word-dropout 0.5) ;;
     *) echo "error: unknown --method '$METHOD' (one of: $METHODS)" >&2; exit 2 ;;
 esac
 if [[ "$PRINT_FLAGS" == 1 ]]; then

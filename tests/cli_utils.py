@@ -294,3 +294,10 @@ def tensorboard_scalars(logdir: Path) -> Dict[str, List[Tuple[int, float]]]:
                 if value.WhichOneof("value") == "simple_value":
                     scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
     return scalars
+
+
+def markdown_rows(table: str):
+    """The cells (stripped) of a markdown table's header and body rows; the rule is left out."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in table.splitlines()
+            if line.startswith("|") and not set(line.strip()) <= set("|-: ")]

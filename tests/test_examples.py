@@ -60,6 +60,9 @@ METHOD_CONFIG = {
                      "'encoder_layers': 2", "'_name': 'encoder_decoder'", "'encoder_lr': 0.001"],
     "authors-max": ["'pooling': max", "'encoder_bidirectional': True",
                     "'_name': 'encoder_decoder'", "'decoder_optimizer': sgd"],
+    "recipe-last": ["'pooling': last", "'_name': 'encoder_decoder'", "'free_bits': 0.1",
+                    "'word_dropout': 0.5", "'encoder_bidirectional': False"],
+    "recipe-max": ["'pooling': max", "'encoder_lr': 0.001", "'free_bits': 0.1"],
 }
 
 
@@ -117,8 +120,8 @@ def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
     results = root / "yelp-test.jsonl"
     results.write_text(proc.stdout)
     table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "yelp"], root).stdout
-    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")]
-    assert [r[0].strip("| ") for r in rows[1:]] == list(METHOD_CONFIG)
+    rows = cu.markdown_rows(table)
+    assert [r[0] for r in rows[1:]] == list(METHOD_CONFIG)
     assert all(r[1] == "1" for r in rows[1:]) and "published" not in rows[0][-1]
 
 
@@ -132,8 +135,7 @@ def test_results_table_means_seeds_and_adds_published(tmp_path):
         r["mi"] = 1.5
     results = cu.write_lines(tmp_path / "r.jsonl", ["not json"] + [json.dumps(r) for r in runs])
     table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "ptb"], tmp_path).stdout
-    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
-            for line in table.splitlines() if line.startswith("| ")}
+    rows = {row[0]: row for row in cu.markdown_rows(table)}
     assert rows["max"][1:7] == ["3", "92.00 ± 2.00", "100.00 ± 0.00", "6.00 ± 1.00",
                                 "1.50 ± 0.00", "12.0 ± 2.0"]
     assert rows["max"][-5:] == ["100 ± 0", "2.00 ± 1.00", "-", "-", "-"]  # no published row
