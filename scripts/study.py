@@ -37,7 +37,10 @@ checkpoint as checkpoint_warmup.pt, and resumes) and ``final`` (checkpoint_last.
 dispersion; on the test split: IW-NLL and PPL with k = ``eval.k`` (default 50), at the
 phases listed in ``eval.test_phases`` (default both).
 The table's β is the KL weight of fairseq's validation record at that update. Results go to
-``results.jsonl`` and ``table.md``; ``curves-<setting>.png`` shows each setting's
+``--results`` (default ``results.jsonl`` in ``--out``) and ``table.md``. The results file is
+also read: a run whose folder is gone but whose final row is recorded there keeps its recorded
+rows and is not trained again, so a committed results file outlives the (uncommitted)
+checkpoints. ``curves-<setting>.png`` shows each setting's
 validation curves, one line per run, and ``summary.png`` the final valid KL, MI and AU
 of every setting and pooling.
 """
@@ -189,10 +192,27 @@ def run_keys(run: Dict) -> Dict:
     return {key: run[key] for key in ("name", "setting", "pooling", "seed")}
 
 
+def load_results(path: str) -> Dict[str, List[Dict]]:
+    """The rows recorded in the results file ``path`` (if any), by run name."""
+    recorded: Dict[str, List[Dict]] = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    recorded.setdefault(row["name"], []).append(row)
+                except (ValueError, KeyError, TypeError):
+                    raise StudyError(f"{path}, line {number}: not a row of results "
+                                     f"(a JSON object with a 'name')")
+    return recorded
+
+
 class Study:
-    def __init__(self, grid: Dict, data: str, out: str, threads: int, deadline: Optional[float]):
+    def __init__(self, grid: Dict, data: str, out: str, threads: int, deadline: Optional[float],
+                 recorded: Optional[Dict[str, List[Dict]]] = None):
         self.grid, self.data, self.out = grid, data, out
         self.threads, self.deadline = threads, deadline
+        self.recorded = recorded or {}
         self.k = int(grid.get("eval", {}).get("k", 50))
         self.test_phases = grid.get("eval", {}).get("test_phases", list(PHASES))
         self.env = {**os.environ, "OMP_NUM_THREADS": str(threads),
@@ -257,7 +277,17 @@ class Study:
             json.dump(result, f)
         return result
 
+    def recorded_rows(self, run: Dict) -> Optional[List[Dict]]:
+        """The run's recorded rows, if its folder is gone and its final row is recorded."""
+        rows = self.recorded.get(run["name"], [])
+        if os.path.isdir(os.path.join(self.out, run["name"])):
+            return None
+        return rows if any(row["phase"] == "final" for row in rows) else None
+
     def measure(self, run: Dict, done: bool) -> List[Dict]:
+        recorded = self.recorded_rows(run)
+        if recorded is not None:
+            return recorded
         save_dir = os.path.join(self.out, run["name"])
         valid_log = valid_records(os.path.join(save_dir, TRAIN_LOG))
         checkpoints = {"warmup": os.path.join(save_dir, WARMUP_CHECKPOINT)}
@@ -287,6 +317,10 @@ class Study:
 
     def run_one(self, run: Dict) -> List[Dict]:
         """The run's rows; a failed run gives one row saying so (every run is reported)."""
+        recorded = self.recorded_rows(run)
+        if recorded is not None:
+            log(f"{run['name']}: recorded in the results file; not trained again")
+            return recorded
         try:
             return self.measure(run, self.train(run))
         except StudyError as err:
@@ -318,9 +352,9 @@ def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
     return figures
 
 
-def write_report(rows: List[Dict], out: str, title: str) -> str:
-    """results.jsonl and table.md in ``out``; returns the table."""
-    with open(os.path.join(out, "results.jsonl"), "w", encoding="utf-8") as f:
+def write_report(rows: List[Dict], results: str, out: str, title: str) -> str:
+    """The results file and table.md in ``out``; returns the table."""
+    with open(results, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     table = format_table(rows)
     with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as f:
@@ -372,6 +406,10 @@ def main(argv=None):
     parser.add_argument("--data", help="binarized data directory (default: the grid's 'data')")
     parser.add_argument("--out", help="folder of the runs, results and figures "
                         "(default runs/<grid name>)")
+    parser.add_argument("--results", metavar="FILE",
+                        help="the results file, read at the start and rewritten after every "
+                             "run (default results.jsonl in --out); runs recorded there whose "
+                             "folders are gone are reported as recorded, not trained again")
     parser.add_argument("--jobs", type=int, default=2,
                         help="runs trained side by side (default 2, one per core here)")
     parser.add_argument("--threads", type=int, default=1,
@@ -411,7 +449,8 @@ def main(argv=None):
             return
         os.makedirs(out, exist_ok=True)
         deadline = None if args.hours is None else time.time() + args.hours * 3600
-        study = Study(grid, data, out, args.threads, deadline)
+        results_file = os.path.abspath(args.results or os.path.join(out, "results.jsonl"))
+        study = Study(grid, data, out, args.threads, deadline, load_results(results_file))
         if args.report:
             study.deadline = time.time()  # nothing trains; finished runs are measured
         log(f"{len(runs)} runs in {out}, {args.jobs} at a time, {args.threads} thread(s) each")
@@ -428,7 +467,7 @@ def main(argv=None):
                 # the report so far, in grid order, after every run
                 results[futures[future]] = future.result()
                 rows = [row for run in grid_runs for row in results.get(run["name"], [])]
-                table = write_report(rows, out, title)
+                table = write_report(rows, results_file, out, title)
         print(table)
         runs = grid_runs
         figures = draw_curves(study, runs)

@@ -1,7 +1,8 @@
 """scripts/study.py through its command line on a tiny corpus: the grid expands to
 settings x poolings x seeds with inherited flags, every run is trained with the real
 fairseq-train, evaluated at the end of warm-up and at the end, reported in a table and
-figures; a re-run resumes unfinished runs, reuses finished ones, and reports failures."""
+figures; a re-run resumes unfinished runs, reuses finished ones (also from a kept results
+file), and reports failures."""
 
 import json
 import os
@@ -118,6 +119,17 @@ def test_runs_resume_evaluate_and_report(data, tmp_path):
     study(grid, "--out", out, "--only", "adam-max", cwd=tmp_path)
     assert rows_of(out) == rows
 
+    # a kept results file outlives the runs' folders (a fresh checkout): recorded runs are
+    # reported as recorded and not trained again
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text((out / "results.jsonl").read_text())
+    fresh = tmp_path / "fresh"
+    proc = study(grid, "--out", fresh, "--results", kept, cwd=tmp_path)
+    assert "training" not in proc.stderr and "evaluating" not in proc.stderr
+    assert proc.stderr.count("recorded in the results file; not trained again") == 2
+    assert [json.loads(line) for line in kept.read_text().splitlines()] == rows
+    assert (fresh / "table.md").read_text() == table
+
 
 def test_failed_run_is_reported(data, tmp_path):
     out = tmp_path / "out"
@@ -139,4 +151,8 @@ def test_bad_grid_is_a_clear_error(data, tmp_path):
     (tmp_path / "broken.json").write_text("{", encoding="utf-8")
     proc = study(tmp_path / "broken.json", cwd=tmp_path, expect_ok=False)
     assert "broken.json is not valid JSON" in proc.stderr
+    (tmp_path / "bad.jsonl").write_text('{"name": "a-max-s1"}\nnot json\n', encoding="utf-8")
+    proc = study(write_grid(tmp_path / "ok.json", data, 2), "--results", tmp_path / "bad.jsonl",
+                 cwd=tmp_path, expect_ok=False)
+    assert "bad.jsonl, line 2: not a row of results" in proc.stderr
     assert "Traceback" not in proc.stderr
