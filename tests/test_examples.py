@@ -125,6 +125,29 @@ def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
     assert all(r[1] == "1" for r in rows[1:]) and "published" not in rows[0][-1]
 
 
+@pytest.mark.slow
+def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_path):
+    root, _ = yelp_pipeline
+    ck = tmp_path / "ck"
+    proc = cu.run(["bash", PIPELINE / "table.sh", "--dataset", "yelp", "--data-bin", root / "bin",
+                   "--checkpoints", ck, "--methods", "lm last max", "--seeded", "max",
+                   "--seeds", "1 2", "--jobs", "2", "-k", "2", "--cpu",
+                   "--arch", "seqvae_lstm_tiny", "--max-update", "2"], tmp_path)
+    assert "4 runs, 2 at a time" in proc.stderr
+    runs = ["yelp-lm-s1", "yelp-last-s1", "yelp-max-s1", "yelp-max-s2"]
+    for run in runs:  # the extra flags reached every run
+        assert "'max_update': 2" in (ck / f"{run}.log").read_text(), run
+    results = [json.loads(line) for line in (ck / "yelp-test.jsonl").read_text().splitlines()]
+    assert [Path(r["checkpoint"]).parent.name for r in results] == runs
+    assert all(r["k"] == 2 and r["split"] == "test" and r["updates"] == 2 for r in results)
+    rows = {row[0]: row for row in cu.markdown_rows(proc.stdout)}
+    assert (rows["lm"][1], rows["last"][1], rows["max"][1]) == ("1", "1", "2")  # runs per row
+    assert (ck / "yelp-table.md").read_text() == proc.stdout
+    proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
+                         "--data-bin", root / "bin", "--methods", "lm vq"], tmp_path)
+    assert "unknown method 'vq' in --methods" in proc.stderr
+
+
 def test_results_table_means_seeds_and_adds_published(tmp_path):
     runs = [{"checkpoint": f"ck/ptb-{m}-s{s}/checkpoint_best.pt", "split": "test", "k": 500,
              "iw_nll": nll, "ppl": 100.0, "kl": kl, "au": au, "updates": 100,
