@@ -353,7 +353,8 @@ def draw_curves(study: Study, runs: List[Dict]) -> List[str]:
 
 
 def write_report(rows: List[Dict], results: str, out: str, title: str) -> str:
-    """The results file and table.md in ``out``; returns the table."""
+    """Writes the rows to the results file and their table to table.md in ``out``;
+    returns the table."""
     with open(results, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     table = format_table(rows)
