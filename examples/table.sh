@@ -67,7 +67,7 @@ for method in $METHODS; do
 done
 (( JOBS > 0 )) || JOBS=${#runs[@]}
 
-# runs N commands at a time; each is "name command...", its output in <checkpoints>/<name>.log
+# runs the jobs JOBS at a time; a job is "FILE COMMAND...", its output going to <checkpoints>/FILE
 run_all() {
     local failed=0 name
     for job in "$@"; do
@@ -82,14 +82,15 @@ run_all() {
 
 quoted_extra=""
 (( $# == 0 )) || quoted_extra="$(printf '%q ' "$@")"
+root=$(printf '%q' "$ROOT") data=$(printf '%q' "$DATA_BIN") ck=$(printf '%q' "$CHECKPOINTS")
 train_jobs=() eval_jobs=()
 for run in "${runs[@]}"; do
     read -r method seed <<< "$run"
     name="$DATASET-$method-s$seed"
-    train_jobs+=("$name.log bash $ROOT/examples/train.sh --dataset $DATASET --method $method \
---seed $seed --data-bin $DATA_BIN --save-dir $CHECKPOINTS/$name ${DEVICE[*]} $quoted_extra")
-    eval_jobs+=("$name.eval.log bash $ROOT/examples/eval.sh --dataset $DATASET --methods $method \
---seeds $seed --data-bin $DATA_BIN --checkpoints $CHECKPOINTS -k $K --json ${DEVICE[*]}")
+    train_jobs+=("$name.log bash $root/examples/train.sh --dataset $DATASET --method $method \
+--seed $seed --data-bin $data --save-dir $ck/$name ${DEVICE[*]} $quoted_extra")
+    eval_jobs+=("$name.eval.log bash $root/examples/eval.sh --dataset $DATASET --methods $method \
+--seeds $seed --data-bin $data --checkpoints $ck -k $K --json ${DEVICE[*]}")
 done
 echo "[table] ${#runs[@]} runs, $JOBS at a time, in $CHECKPOINTS" >&2
 if ! run_all "${train_jobs[@]}"; then

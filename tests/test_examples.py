@@ -128,7 +128,7 @@ def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
 @pytest.mark.slow
 def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_path):
     root, _ = yelp_pipeline
-    ck = tmp_path / "ck"
+    ck = tmp_path / "check points"  # a path with a space reaches every run whole
     proc = cu.run(["bash", PIPELINE / "table.sh", "--dataset", "yelp", "--data-bin", root / "bin",
                    "--checkpoints", ck, "--methods", "lm last max", "--seeded", "max",
                    "--seeds", "1 2", "--jobs", "2", "-k", "2", "--cpu",
