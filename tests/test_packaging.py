@@ -93,3 +93,19 @@ def test_benchmarks_ask_for_their_data(script, tmp_path):
     proc = cu.run_fails([sys.executable, REPO / "scripts" / script], tmp_path)
     assert proc.returncode == 2
     assert "the following arguments are required: --data" in proc.stderr
+
+
+def test_reference_speed_names_a_folder_that_is_not_the_reference(tmp_path):
+    """The reference's code is fetched by the user, never shipped: a wrong folder gets a
+    message that says what to pass, from the script and through the benchmarks."""
+    text = cu.write_lines(tmp_path / "train.txt", ["a b c", "d e"])
+    proc = cu.run_fails([sys.executable, REPO / "scripts" / "reference_speed.py",
+                         "--code", tmp_path, "--text", text], tmp_path)
+    assert f"--code {tmp_path}: not a checkout of jxhe/vae-lagging-encoder" in proc.stderr
+    proc = cu.run_fails([sys.executable, REPO / "scripts" / "reference_speed.py",
+                         "--code", tmp_path, "--text", text, "--mode", "eval"], tmp_path)
+    assert "--mode eval needs --eval-text" in proc.stderr
+    proc = cu.run_fails([sys.executable, REPO / "scripts" / "benchmark_train.py",
+                         "--data", tmp_path / "none", "--reference", tmp_path,
+                         "--archs", "seqvae_lstm_tiny"], tmp_path)
+    assert "--reference: no reference size for seqvae_lstm_tiny" in proc.stderr

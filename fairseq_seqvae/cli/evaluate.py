@@ -80,9 +80,10 @@ def get_parser() -> argparse.ArgumentParser:
                         help="random seed: results are deterministic for a seed (default 1)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="the decoder's arithmetic: fp32 (default), or bf16 (bfloat16 "
-                        "autocast for the LSTM and the output projection, the log-softmax "
-                        "and every sum in fp32/float64; faster where the CPU or GPU has "
-                        "bfloat16 units; accuracy in docs/PERFORMANCE.md)")
+                        "autocast for the LSTM and the output projection; the log-softmax "
+                        "computes in fp32 and rounds each token's log-probability to bf16, "
+                        "every sum is float64; faster where the CPU or GPU has bfloat16 "
+                        "units; accuracy in docs/PERFORMANCE.md)")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per checkpoint instead of the table")
