@@ -130,6 +130,7 @@ def test_text_errors_name_the_line_and_long_lines_are_reported(tmp_path, capsys)
 def test_train_command_budget_and_passthrough():
     args = compare.parse_args(["--minutes", "1.5", "--poolings", "mean,last", "--extra=--lr 0.01",
                                "--", "--latent-dim", "8"])
+    compare.set_budget(args, train_sentences=8000)
     assert args.pooling_list == ["mean", "last"] and args.max_update == 0
     cmd = compare.train_command(args, args.extra_flags, "BIN", "mean", "DIR")
     assert cmd[cmd.index("--stop-time-hours") + 1] == repr(1.5 / 60)
@@ -137,19 +138,44 @@ def test_train_command_budget_and_passthrough():
     # user flags come last, so they override the defaults
     assert cmd[-4:] == ["--lr", "0.01", "--latent-dim", "8"]
     # the recipe of docs/COLLAPSE.md: Adam for the encoder and SGD for the decoder, word
-    # dropout, warm-up over half, free bits
+    # dropout, warm-up over half (of the 8-epoch budget: 250 batches of 32 per epoch here),
+    # free bits
     assert "--sentence-avg" in cmd
     for flag, value in (("--optimizer", "encoder_decoder"), ("--encoder-optimizer", "adam"),
                         ("--encoder-lr", "0.001"), ("--decoder-optimizer", "sgd"),
                         ("--lr", "1.0"), ("--clip-norm", "5.0"), ("--word-dropout", "0.5"),
-                        ("--kl-warmup-updates", "1000"), ("--free-bits", "0.1")):
+                        ("--kl-warmup-updates", "1000"), ("--free-bits", "0.1"),
+                        ("--max-update", "0")):
         assert cmd[cmd.index(flag) + 1] == value, flag
 
 
+def budget(argv, train_sentences):
+    args = compare.parse_args(argv)
+    compare.set_budget(args, train_sentences)
+    return args.max_update, args.kl_warmup_updates, args.validate_interval
+
+
+def test_the_budget_is_epochs_and_the_warm_up_its_first_half(capsys):
+    # the main job: 8 passes over the training sentences, batches of 32
+    assert budget([], 8000) == (2000, 1000, 250)  # yahoo-mini
+    assert budget([], 42068) == (10520, 5260, 1000)  # PTB: 1,315 batches per pass
+    assert budget(["--epochs", "2", "--batch-size", "16"], 100) == (14, 7, 2)
+    assert budget(["--epochs", "0.5"], 10) == (1, 1, 1)  # at least one update
+    assert budget(["--max-update", "12"], 42068) == (12, 6, 2)
+    assert budget(["--minutes", "5"], 8000) == (0, 1000, 500)
+    assert budget(["--minutes", "5", "--max-update", "300"], 8000) == (300, 150, 50)
+    # where the budget came from: seqvae-compare prints it
+    for argv, source in (([], "--epochs 8 over 42068 training sentences"),
+                         (["--max-update", "12"], "--max-update"), (["--minutes", "5"], "--minutes")):
+        assert compare.set_budget(compare.parse_args(argv), 42068) == source
+    for bad, message in ((["--epochs", "0"], "--epochs must be positive"),
+                         (["--max-update", "0"], "--max-update must be positive")):
+        with pytest.raises(SystemExit):
+            compare.parse_args(bad)
+        assert message in capsys.readouterr().err
+
+
 def test_default_validate_interval_is_a_round_number():
-    assert compare.parse_args([]).validate_interval == 250  # the main job: 2,000 updates
-    assert compare.parse_args(["--max-update", "12"]).validate_interval == 2
-    assert compare.parse_args(["--minutes", "5"]).validate_interval == 500
     for max_update in (6, 7, 99, 100, 1000, 1313, 3000, 13000, 40000):
         interval = compare.round_interval(max_update)
         assert 6 <= max_update // interval <= 12, (max_update, interval)

@@ -13,7 +13,7 @@ line (``--text``, split deterministically into train/valid) or a folder holding
 ``train.txt`` and ``valid.txt`` (``--data-dir``). Example::
 
     seqvae-compare                                  # demo corpus, last vs max
-    seqvae-compare --text my.txt --poolings last,max,mean --max-update 5000
+    seqvae-compare --text my.txt --poolings last,max,mean --epochs 4
     seqvae-compare --data-dir ptb/ --arch seqvae_lstm_ptb -- --latent-dim 16
 
 Flags after ``--`` (or in ``--extra``) go to every ``fairseq-train`` unchanged and
@@ -23,6 +23,7 @@ override the defaults below.
 import argparse
 import glob
 import json
+import math
 import os
 import random
 import shlex
@@ -44,8 +45,9 @@ from fairseq_seqvae.modules.poolers import POOLERS
 # Defaults: the PTB architecture shrunk to 128-unit LSTMs (its He et al. 2019
 # initialization, +-0.01, kept: with it the last encoder state starts out nearly the same
 # for every sentence, which is the failure pooling avoids), word dropout 0.5 (Bowman et al.
-# 2016), a linear KL warm-up over the first half, so that beta = 1 for the second half of
-# training, and the pooling study's recipe (docs/COLLAPSE.md): the encoder trained by Adam
+# 2016), 8 passes over the training sentences with a linear KL warm-up over the first half,
+# so that beta = 1 for the second half of training (on PTB's short sentences, 1.5 passes
+# left last and max alike; 8 separate them), and the pooling study's recipe (docs/COLLAPSE.md): the encoder trained by Adam
 # (lr 1e-3) and the decoder by SGD (lr 1, clip 5, loss averaged over sentences), as the pooling
 # paper's authors train, plus free bits of 0.1 nats per latent dimension (Kingma et al.
 # 2016). Without free bits, at beta = 1 both encoders keep about one nat in one unit; with
@@ -62,10 +64,9 @@ DEFAULT_TRAIN_FLAGS = [
     "--word-dropout", "0.5",
     "--optimizer", "encoder_decoder", "--encoder-optimizer", "adam", "--encoder-lr", "0.001",
     "--decoder-optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5.0", "--sentence-avg",
-    "--kl-schedule", "linear", "--kl-start", "0.0", "--kl-max", "1.0",
-    "--kl-warmup-updates", "1000", "--free-bits", "0.1",
-]
-DEFAULT_MAX_UPDATE = 2000
+    "--kl-schedule", "linear", "--kl-start", "0.0", "--kl-max", "1.0", "--free-bits", "0.1",
+]  # and --kl-warmup-updates: half the update budget (set_budget)
+DEFAULT_EPOCHS = 8
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_DEMO_SENTENCES = 40000
 # fewer validation sentences than this and the collapse verdict (KL, MI, AU of the
@@ -232,6 +233,7 @@ def train_command(args, extra: List[str], bin_dir: str, pooling: str, save_dir: 
     cmd = fairseq_train_command(bin_dir, "--arch", args.arch)
     if not args.no_default_flags:
         cmd += (DEFAULT_SIZE_FLAGS if args.arch == DEFAULT_ARCH else []) + DEFAULT_TRAIN_FLAGS
+        cmd += ["--kl-warmup-updates", str(args.kl_warmup_updates)]
     cmd += [
         "--pooling", pooling,
         "--seed", str(args.seed),
@@ -325,13 +327,19 @@ def build_parser():
     parser.add_argument("--arch", default=DEFAULT_ARCH,
                         help=f"fairseq architecture (default {DEFAULT_ARCH}, shrunk to "
                              "128-unit LSTMs by the default flags)")
+    parser.add_argument("--epochs", type=float, default=DEFAULT_EPOCHS,
+                        help="the update budget, in passes over the training sentences: "
+                             "epochs x ceil(train sentences / batch size) updates per model "
+                             f"(default {DEFAULT_EPOCHS}: 2,000 updates for 8,000 training "
+                             "sentences); the KL weight rises to 1 over the first half")
     parser.add_argument("--max-update", type=int, default=None,
-                        help=f"optimizer updates per model (default {DEFAULT_MAX_UPDATE}, or "
-                             "no limit when --minutes is given)")
+                        help="the update budget in optimizer updates per model, instead of "
+                             "--epochs (the KL warm-up is still its first half)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time per model, in minutes (fairseq "
-                             "--stop-time-hours); models may then reach different update "
-                             "counts, which the table shows")
+                             "--stop-time-hours), with no update limit unless --max-update "
+                             "is given; the KL warm-up is half the --epochs budget. Models "
+                             "may then reach different update counts, which the table shows")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"sentences per update (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--seed", type=int, default=1,
@@ -339,7 +347,7 @@ def build_parser():
     parser.add_argument("--validate-interval", type=int, default=None,
                         help="validate (and print progress) every N updates (default: a "
                              "round number giving six to twelve validations, 250 for "
-                             "2,000 updates; 500 with --minutes)")
+                             "2,000 updates; 500 with --minutes and no --max-update)")
     parser.add_argument("--valid-fraction", type=float, default=0.05,
                         help="--text: fraction of the sentences held out for validation "
                              "(default 0.05, at least one sentence)")
@@ -393,6 +401,22 @@ def round_interval(max_update: int) -> int:
     return best
 
 
+def set_budget(args, train_sentences: int) -> str:
+    """Fills in ``args.max_update`` (0: no limit, with --minutes), ``kl_warmup_updates``
+    (half the budget) and ``validate_interval`` from --epochs, --max-update and --minutes,
+    for a training split of ``train_sentences``; returns where the budget came from."""
+    epoch_updates = max(1, round(args.epochs * math.ceil(train_sentences / args.batch_size)))
+    source = "--max-update"
+    if args.max_update is None:
+        args.max_update = 0 if args.minutes else epoch_updates
+        source = ("--minutes" if args.minutes else
+                  f"--epochs {args.epochs:g} over {train_sentences} training sentences")
+    args.kl_warmup_updates = max(1, (args.max_update or epoch_updates) // 2)
+    if args.validate_interval is None:
+        args.validate_interval = round_interval(args.max_update) if args.max_update else 500
+    return source
+
+
 def parse_args(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: List[str] = []
@@ -409,14 +433,14 @@ def parse_args(argv=None):
                      f"choose from {','.join(sorted(POOLERS))}")
     if len(set(args.pooling_list)) != len(args.pooling_list):
         parser.error("--poolings: a pooler is listed twice")
-    if args.max_update is None:
-        args.max_update = 0 if args.minutes else DEFAULT_MAX_UPDATE
-    if args.max_update < 0 or (args.max_update == 0 and not args.minutes):
-        parser.error("--max-update must be positive (or give --minutes)")
+    if args.max_update is not None and args.max_update < 1:
+        parser.error("--max-update must be positive")
+    if args.epochs <= 0:
+        parser.error("--epochs must be positive")
     if args.minutes is not None and args.minutes <= 0:
         parser.error("--minutes must be positive")
-    if args.validate_interval is None:
-        args.validate_interval = round_interval(args.max_update) if args.max_update else 500
+    if args.validate_interval is not None and args.validate_interval < 1:
+        parser.error("--validate-interval must be positive")
     if not 0 < args.valid_fraction < 1:
         parser.error("--valid-fraction must be between 0 and 1")
     if args.demo_sentences < 20:
@@ -452,6 +476,11 @@ def run(args) -> Dict:
                  f"{MIN_VALID_SENTENCES} or more to mean anything; give more text")
     bin_dir = binarize(data["dir"], os.path.join(work_dir, "bin"), env, args.vocab_size)
     progress(f"binarized with fairseq-preprocess into {bin_dir}")
+    source = set_budget(args, info["train"])
+    budget = (f"{args.max_update} updates" if args.max_update else
+              f"{args.minutes:g} min") + f" of {args.batch_size} sentences"
+    progress(f"budget: {budget} per model ({source}), the KL weight rising to 1 over the "
+             f"first {args.kl_warmup_updates} updates")
 
     def train(i: int, pooling: str) -> Dict:
         tag = f"[{i + 1}/{len(args.pooling_list)} {pooling}]"
@@ -472,7 +501,9 @@ def run(args) -> Dict:
         "settings": {
             "arch": args.arch,
             "poolings": args.pooling_list,
+            "epochs": args.epochs,
             "max_update": args.max_update,
+            "kl_warmup_updates": args.kl_warmup_updates,
             "minutes": args.minutes,
             "batch_size": args.batch_size,
             "vocab_size": args.vocab_size,

@@ -29,6 +29,7 @@ from fairseq.utils import safe_getattr
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from fairseq_seqvae.modules.dropout import Dropout
 from fairseq_seqvae.modules.fixed_scale_batch_norm import FixedScaleBatchNorm
 from fairseq_seqvae.modules.gaussian import reparameterize
 from fairseq_seqvae.modules.poolers import POOLERS
@@ -181,7 +182,7 @@ class SeqVAEEncoder(FairseqEncoder):
         if latent_dim == 0:
             return
         self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, self.padding_idx)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = nn.LSTM(
             embed_dim,
             hidden_dim,
@@ -266,8 +267,8 @@ class SeqVAEDecoder(FairseqIncrementalDecoder):
         self.unk_idx = dictionary.unk()
         self.padding_idx = dictionary.pad()
         self.embed_tokens = nn.Embedding(len(dictionary), embed_dim, self.padding_idx)
-        self.dropout_in = nn.Dropout(dropout_in)
-        self.dropout_out = nn.Dropout(dropout_out)
+        self.dropout_in = Dropout(dropout_in)
+        self.dropout_out = Dropout(dropout_out)
         self.lstm = nn.LSTM(embed_dim + latent_dim, hidden_dim, num_layers, batch_first=True)
         # z -> initial cell state of every layer; h0 = tanh(c0) (He et al. 2019)
         self.latent_to_state = (
