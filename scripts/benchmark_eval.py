@@ -19,7 +19,6 @@ machine and compare ratios taken in one run.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import torch
 from fairseq_seqvae.cli.fairseq_commands import binarize_once, train_command
 from fairseq_seqvae.hub import SeqVAE
 from fairseq_seqvae.scoring import PRECISIONS, evaluate_dataset, load_split
+from reference_speed import measure  # scripts/ is on sys.path when a script runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,14 +50,10 @@ def one_update_checkpoint(bin_dir: str, arch: str, save_dir: str) -> str:
 
 def reference_seconds(code_dir: str, text_dir: str, sentences: int, k: int) -> float:
     """s/sentence of He et al.'s own IW-NLL on the first ``sentences`` test sentences."""
-    cmd = [sys.executable, os.path.join(REPO, "scripts", "reference_speed.py"),
-           "--code", code_dir, "--mode", "eval", "--text", os.path.join(text_dir, "train.txt"),
-           "--eval-text", os.path.join(text_dir, "test.txt"), "--sentences", str(sentences),
-           "-k", str(k)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"the reference's evaluation failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["s_per_sentence"]
+    return measure("--code", code_dir, "--mode", "eval",
+                   "--text", os.path.join(text_dir, "train.txt"),
+                   "--eval-text", os.path.join(text_dir, "test.txt"),
+                   "--sentences", str(sentences), "-k", str(k))["s_per_sentence"]
 
 
 def timed(model, dataset, device, **kwargs):

@@ -17,13 +17,11 @@ machine are noisy: run on an idle machine and compare ratios taken in one run.
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import time
 
 from fairseq_seqvae.cli.fairseq_commands import binarize_once, train_timing
+from reference_speed import measure  # scripts/ is on sys.path when a script runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_TOKENS_PER_S = {"seqvae_lstm_ptb": 5096, "seqvae_lstm_yahoo": 1011}
@@ -38,14 +36,9 @@ def set_threads(threads):
 
 def reference_throughput(code_dir, text, arch, batch_size, updates, log_interval):
     """(tokens/s, s/update) of He et al.'s own training step at ``arch``'s size."""
-    cmd = [sys.executable, os.path.join(REPO, "scripts", "reference_speed.py"),
-           "--code", code_dir, "--text", text, "--size", REFERENCE_SIZE[arch],
-           "--batch-size", str(batch_size), "--updates", str(updates),
-           "--log-interval", str(log_interval)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"the reference's training step failed:\n{out.stderr[-3000:]}")
-    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = measure("--code", code_dir, "--text", text, "--size", REFERENCE_SIZE[arch],
+                    "--batch-size", str(batch_size), "--updates", str(updates),
+                    "--log-interval", str(log_interval))
     return stats["tokens_per_s"], stats["s_per_update"]
 
 

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -36,6 +37,16 @@ SIZES = {
     "yahoo": dict(ni=512, enc_nh=1024, dec_nh=1024, nz=32, dec_dropout_in=0.5,
                   dec_dropout_out=0.5),
 }
+
+
+def measure(*flags: str) -> dict:
+    """Runs this script with ``flags`` in a subprocess (the reference's modules and its
+    thread count stay out of the caller) and returns its JSON line; exits on failure."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), *flags],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"the reference's code failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def load_reference(code_dir: str):
