@@ -47,10 +47,10 @@ from fairseq_seqvae.modules.poolers import POOLERS
 # for every sentence, which is the failure pooling avoids), word dropout 0.5 (Bowman et al.
 # 2016), 8 passes over the training sentences with a linear KL warm-up over the first half,
 # so that beta = 1 for the second half of training (on PTB's short sentences, 1.5 passes
-# left last and max alike; 8 separate them), and the pooling study's recipe (docs/COLLAPSE.md): the encoder trained by Adam
-# (lr 1e-3) and the decoder by SGD (lr 1, clip 5, loss averaged over sentences), as the pooling
-# paper's authors train, plus free bits of 0.1 nats per latent dimension (Kingma et al.
-# 2016). Without free bits, at beta = 1 both encoders keep about one nat in one unit; with
+# left last and max alike; 8 separate them), and the pooling study's recipe
+# (docs/COLLAPSE.md): the encoder trained by Adam (lr 1e-3) and the decoder by SGD (lr 1,
+# clip 5, loss averaged over sentences), as the pooling paper's authors train, plus free
+# bits of 0.1 nats per latent dimension (Kingma et al. 2016). Without free bits, at beta = 1 both encoders keep about one nat in one unit; with
 # them the max-pooled posterior stays informative in every unit and the last-state one
 # less so, and SGD for the decoder fits long documents about 10 nats better than Adam.
 DEFAULT_ARCH = "seqvae_lstm_ptb"
