@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # cli_utils, pac
 import cli_utils as cu  # noqa: E402
 
 from fairseq_seqvae.cli import compare  # noqa: E402
+from fairseq_seqvae.fairseq_logs import parse_log  # noqa: E402
 from fairseq_seqvae.cli.demo_corpus import (  # noqa: E402
     SENTIMENT,
     TOPICS,
@@ -246,6 +247,28 @@ def test_compare_text_json_three_poolers(tmp_path):
         for update in (TINY_UPDATES // 2, TINY_UPDATES):
             assert re.search(rf"\[{i}/3 {pooling}\] update {update}: rec ", proc.stderr), proc.stderr
     assert "dropped 8 empty" in proc.stderr
+
+
+def test_compare_budget_in_passes_reaches_fairseq_train(tmp_path):
+    """The default budget is --epochs passes over the training sentences, the KL warm-up
+    its first half: 2 passes over 114 sentences in batches of 16 are 2 x 8 updates."""
+    text = cu.write_lines(tmp_path / "my.txt", generate_sentences(120, seed=5))
+    proc = run_compare("--text", text, "--poolings", "max", "--json", "--no-plots",
+                       "--arch", "seqvae_lstm_tiny", "--batch-size", 16, "--epochs", 2,
+                       "--work-dir", tmp_path / "out", cwd=tmp_path)
+    summary = json.loads(proc.stdout)
+    assert "budget: 16 updates of 16 sentences per model (--epochs 2 over 114 training " \
+        "sentences), the KL weight rising to 1 over the first 8 updates" in proc.stderr
+    settings = summary["settings"]
+    assert (settings["max_update"], settings["kl_warmup_updates"]) == (16, 8)
+    flags = settings["train_flags"]
+    assert flags[flags.index("--kl-warmup-updates") + 1] == "8"
+    (model,) = summary["models"]
+    assert model["updates"] == 16
+    # the KL weight of each logged update: rising over updates 1-8, then 1
+    weights = dict(parse_log(Path(model["log"]).read_text())["train_inner"]["kl_weight"])
+    assert [w for u, w in sorted(weights.items()) if u <= 8] == [i / 8 for i in range(8)]
+    assert [w for u, w in weights.items() if u > 8] == [1.0] * 8
 
 
 def test_compare_demo_table(tmp_path):
