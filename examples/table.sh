@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train every row of a dataset's results table at once, as parallel processes (on one GPU, or
-# on the CPU), then evaluate each on the test set with seqvae-eval (k = 500) and print the table.
+# Train every row of a dataset's results table as parallel processes (on one GPU, or on the
+# CPU), evaluate each on the test set with seqvae-eval (k = 500) as soon as it is trained, and
+# print the table.
 #
 # usage: examples/table.sh --dataset ptb|yahoo|yelp [options] [fairseq-train flags...]
 #   --methods      the table's rows, examples/train.sh's methods
@@ -9,15 +10,18 @@
 #   --seeded       the methods trained with every seed of --seeds (default "lm last max recipe-max");
 #                  the others are trained with seed 1
 #   --seeds        (default "1 2 3")
-#   --jobs N       runs trained (then evaluated) at the same time (default: all of them)
+#   --jobs N       runs trained (then evaluated) at the same time (default: all of them); each
+#                  gets the cores / N OpenMP threads unless OMP_NUM_THREADS is set
 #   -k K           importance samples of the test IW-NLL (default 500)
+#   --eval-flags F more seqvae-eval flags, one string (e.g. "--precision bf16")
 #   --data-bin     binarized corpus (default data-bin/<dataset>)
 #   --checkpoints  where the runs go, as <dataset>-<method>-s<seed> (default checkpoints)
 #   --cpu          train and evaluate on the CPU (for a test with a tiny budget)
 # Each run's output goes to <checkpoints>/<run>.log, its evaluation's to <run>.eval.log; the
 # results are <checkpoints>/<dataset>-test.jsonl and the table <dataset>-table.md. Re-running
-# resumes unfinished runs (examples/train.sh resumes) and evaluates again. Extra flags go to
-# every examples/train.sh call (e.g. --bf16, --max-epoch 40).
+# resumes the runs whose .eval.log holds no result yet (examples/train.sh resumes), so a run is
+# trained on and evaluated again once its .eval.log is deleted. Extra flags go to
+# every examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${SEQVAE_VENV:-$ROOT/.venv}/bin/python"
@@ -30,6 +34,7 @@ K=500
 DATA_BIN=""
 CHECKPOINTS="$ROOT/checkpoints"
 DEVICE=()
+EVAL_FLAGS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dataset) DATASET="$2"; shift 2 ;;
@@ -41,6 +46,7 @@ while [[ $# -gt 0 ]]; do
         --data-bin) DATA_BIN="$2"; shift 2 ;;
         --checkpoints) CHECKPOINTS="$2"; shift 2 ;;
         --cpu) DEVICE=(--cpu); shift ;;
+        --eval-flags) read -r -a EVAL_FLAGS <<< "$2"; shift 2 ;;
         *) break ;;
     esac
 done
@@ -67,39 +73,51 @@ for method in $METHODS; do
 done
 (( JOBS > 0 )) || JOBS=${#runs[@]}
 
-# runs the jobs JOBS at a time; a job is "FILE COMMAND...", its output going to <checkpoints>/FILE
-run_all() {
-    local failed=0 name
-    for job in "$@"; do
-        while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || failed=1; done
-        name="${job%% *}"
-        echo "[table $(date +%H:%M:%S)] ${name%%.*}: started" >&2
-        bash -c "${job#* }" > "$CHECKPOINTS/$name" 2>&1 &
-    done
-    while (( $(jobs -rp | wc -l) > 0 )); do wait -n || failed=1; done
-    return $failed
+# OpenMP threads per run: the cores shared among the runs at a time, unless set
+if [[ -z "${OMP_NUM_THREADS:-}" ]]; then
+    export OMP_NUM_THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
+fi
+
+log() { echo "[table $(date +%H:%M:%S)] $*" >&2; }
+
+# trains one run (examples/train.sh resumes it), then evaluates it on the test set; a run whose
+# .eval.log holds a result is done
+train_and_evaluate() {
+    local method="$1" seed="$2"
+    shift 2
+    local name="$DATASET-$method-s$seed"
+    local run="$CHECKPOINTS/$name"
+    if [[ -f "$run.eval.log" ]] && grep -q '^{' "$run.eval.log"; then
+        log "$name: done before (delete $run.eval.log to train on and evaluate again)"
+        return 0
+    fi
+    log "$name: training (log $run.log)"
+    if ! bash "$ROOT/examples/train.sh" --dataset "$DATASET" --method "$method" --seed "$seed" \
+            --data-bin "$DATA_BIN" --save-dir "$run" "${DEVICE[@]}" "$@" > "$run.log" 2>&1; then
+        log "$name: training failed; see $run.log"
+        return 1
+    fi
+    log "$name: trained; evaluating with k = $K"
+    if ! bash "$ROOT/examples/eval.sh" --dataset "$DATASET" --methods "$method" --seeds "$seed" \
+            --data-bin "$DATA_BIN" --checkpoints "$CHECKPOINTS" -k "$K" --json "${DEVICE[@]}" \
+            "${EVAL_FLAGS[@]}" > "$run.eval.log" 2>&1; then
+        log "$name: evaluation failed; see $run.eval.log"
+        return 1
+    fi
+    log "$name: done"
 }
 
-quoted_extra=""
-(( $# == 0 )) || quoted_extra="$(printf '%q ' "$@")"
-root=$(printf '%q' "$ROOT") data=$(printf '%q' "$DATA_BIN") ck=$(printf '%q' "$CHECKPOINTS")
-train_jobs=() eval_jobs=()
+log "${#runs[@]} runs, $JOBS at a time ($OMP_NUM_THREADS thread(s) each), in $CHECKPOINTS"
+failed=0
 for run in "${runs[@]}"; do
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || failed=1; done
     read -r method seed <<< "$run"
-    name="$DATASET-$method-s$seed"
-    train_jobs+=("$name.log bash $root/examples/train.sh --dataset $DATASET --method $method \
---seed $seed --data-bin $data --save-dir $ck/$name ${DEVICE[*]} $quoted_extra")
-    eval_jobs+=("$name.eval.log bash $root/examples/eval.sh --dataset $DATASET --methods $method \
---seeds $seed --data-bin $data --checkpoints $ck -k $K --json ${DEVICE[*]}")
+    train_and_evaluate "$method" "$seed" "$@" &
 done
-echo "[table] ${#runs[@]} runs, $JOBS at a time, in $CHECKPOINTS" >&2
-if ! run_all "${train_jobs[@]}"; then
-    echo "error: a training run failed; see the .log files in $CHECKPOINTS" >&2
-    exit 1
-fi
-echo "[table $(date +%H:%M:%S)] trained; evaluating with k = $K" >&2
-if ! run_all "${eval_jobs[@]}"; then
-    echo "error: an evaluation failed; see the .eval.log files in $CHECKPOINTS" >&2
+while (( $(jobs -rp | wc -l) > 0 )); do wait -n || failed=1; done
+if (( failed )); then
+    echo "error: a run failed; see the .log and .eval.log files in $CHECKPOINTS" \
+         "(re-running resumes)" >&2
     exit 1
 fi
 RESULTS="$CHECKPOINTS/$DATASET-test.jsonl"

@@ -50,7 +50,8 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
 
     Returns:
         (model in eval mode, task, cfg, how far it was trained: {"updates": optimizer
-        updates, "train_seconds": fairseq's cumulative training wall time})
+        updates, "epochs": whole passes over the training data done when it was saved,
+        "train_seconds": fairseq's cumulative training wall time})
     """
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -73,6 +74,8 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], state=state)
     progress = {
         "updates": state["optimizer_history"][-1]["num_updates"],
+        # fairseq stores the epoch to resume in: the next one after a finished epoch
+        "epochs": state["extra_state"].get("train_iterator", {}).get("epoch", 1) - 1,
         "train_seconds": round(state["extra_state"].get("previous_training_time", 0.0), 1),
     }
     return models[0].eval(), task, cfg, progress
@@ -90,7 +93,7 @@ class SeqVAE(nn.Module):
         self.model = model.eval()
         self.task = task
         self.cfg = cfg
-        self.progress = progress or {}  # from_pretrained: updates and train_seconds
+        self.progress = progress or {}  # from_pretrained: updates, epochs and train_seconds
         self.dictionary = task.source_dictionary
         self.tokenizer = None
         self.detokenizer = None

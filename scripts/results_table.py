@@ -71,21 +71,23 @@ def table(results, published=None, dataset_prefix=""):
     groups = {}  # method -> its runs, in input order
     for r in results:
         groups.setdefault(method_of(r, dataset_prefix), []).append(r)
-    header = ["method", "seeds"] + [h for _, h, _ in COLUMNS] + ["updates", "train h"]
+    header = ["method", "seeds", "k"] + [h for _, h, _ in COLUMNS] + ["epochs", "updates",
+                                                                      "train h"]
     if published is not None:
         header += ["published PPL", "published MI", "published AU"]
     rows = []
     for method, runs in groups.items():
-        row = [method, str(len(runs))]
+        row = [method, str(len(runs)), ", ".join(str(k) for k in sorted({r["k"] for r in runs}))]
         row += [mean_sd([r[key] for r in runs if key in r], digits) for key, _, digits in COLUMNS]
-        row += [mean_sd([r["updates"] for r in runs if "updates" in r], 0),
+        row += [mean_sd([r["epochs"] for r in runs if "epochs" in r], 0),
+                mean_sd([r["updates"] for r in runs if "updates" in r], 0),
                 mean_sd([r["train_seconds"] / 3600 for r in runs if "train_seconds" in r], 2)]
         if published is not None:
             row += list(published.get(method, ("-",) * 3))
         rows.append(row)
     for method in published or {}:  # published rows this project has not run
         if method not in groups:
-            rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 2) + list(published[method]))
+            rows.append([method, "0"] + ["-"] * (len(COLUMNS) + 4) + list(published[method]))
     return format_table(header, rows, markdown=True)
 
 
@@ -105,7 +107,8 @@ def main(argv=None):
     splits = sorted({r["split"] for r in results})
     print(f"\n{len(results)} run(s); split {', '.join(splits)}; k = {', '.join(map(str, ks))}; "
           "mean ± sample standard deviation over seeds; IW-NLL, KL in nats per sentence; "
-          "MI in nats; train h = fairseq's training wall time of the evaluated checkpoint")
+          "MI in nats; k = importance samples; epochs, updates and train h (fairseq's training "
+          "wall time) up to the evaluated checkpoint")
 
 
 if __name__ == "__main__":

@@ -129,20 +129,33 @@ def test_pipeline_evaluates_every_trained_method(yelp_pipeline):
 def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_path):
     root, _ = yelp_pipeline
     ck = tmp_path / "check points"  # a path with a space reaches every run whole
-    proc = cu.run(["bash", PIPELINE / "table.sh", "--dataset", "yelp", "--data-bin", root / "bin",
-                   "--checkpoints", ck, "--methods", "lm last max", "--seeded", "max",
-                   "--seeds", "1 2", "--jobs", "2", "-k", "2", "--cpu",
-                   "--arch", "seqvae_lstm_tiny", "--max-update", "2"], tmp_path)
-    assert "4 runs, 2 at a time" in proc.stderr
+    args = ["bash", PIPELINE / "table.sh", "--dataset", "yelp", "--data-bin", root / "bin",
+            "--checkpoints", ck, "--methods", "lm last max", "--seeded", "max",
+            "--seeds", "1 2", "--jobs", "2", "-k", "2", "--cpu",
+            "--eval-flags", "--precision bf16 --batch-size 8",
+            "--arch", "seqvae_lstm_tiny", "--max-update", "2"]
+    proc = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": ""})  # unset: cores / jobs each
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"4 runs, 2 at a time ({threads} thread(s) each)" in proc.stderr
+    # a run is evaluated as soon as it is trained: the third starts after one of the first two
+    # is evaluated
+    before_third = proc.stderr.split("yelp-max-s1: training")[0]
+    assert "yelp-lm-s1: done" in before_third or "yelp-last-s1: done" in before_third
     runs = ["yelp-lm-s1", "yelp-last-s1", "yelp-max-s1", "yelp-max-s2"]
     for run in runs:  # the extra flags reached every run
         assert "'max_update': 2" in (ck / f"{run}.log").read_text(), run
     results = [json.loads(line) for line in (ck / "yelp-test.jsonl").read_text().splitlines()]
     assert [Path(r["checkpoint"]).parent.name for r in results] == runs
     assert all(r["k"] == 2 and r["split"] == "test" and r["updates"] == 2 for r in results)
+    assert all(r["precision"] == "bf16" and r["batch_size"] == 8 for r in results)
     rows = {row[0]: row for row in cu.markdown_rows(proc.stdout)}
     assert (rows["lm"][1], rows["last"][1], rows["max"][1]) == ("1", "1", "2")  # runs per row
     assert (ck / "yelp-table.md").read_text() == proc.stdout
+    # run again: the evaluated runs are done, the table is the same
+    again = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert again.stderr.count(": done before (delete ") == 4, again.stderr
+    assert "training" not in again.stderr
+    assert again.stdout == proc.stdout
     proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
                          "--data-bin", root / "bin", "--methods", "lm vq"], tmp_path)
     assert "unknown method 'vq' in --methods" in proc.stderr
@@ -150,23 +163,24 @@ def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_pat
 
 def test_results_table_means_seeds_and_adds_published(tmp_path):
     runs = [{"checkpoint": f"ck/ptb-{m}-s{s}/checkpoint_best.pt", "split": "test", "k": 500,
-             "iw_nll": nll, "ppl": 100.0, "kl": kl, "au": au, "updates": 100,
+             "iw_nll": nll, "ppl": 100.0, "kl": kl, "au": au, "updates": 100, "epochs": 20 + s,
              "train_seconds": 3600 * s} for m, s, nll, kl, au in
             [("lm", 1, 100.0, 0, 0), ("max", 1, 90.0, 5.0, 10), ("max", 2, 92.0, 7.0, 12),
              ("max", 3, 94.0, 6.0, 14)]]
     for r in runs[1:]:
         r["mi"] = 1.5
+    runs[0]["k"] = 100  # each row says its k
     results = cu.write_lines(tmp_path / "r.jsonl", ["not json"] + [json.dumps(r) for r in runs])
     table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "ptb"], tmp_path).stdout
     rows = {row[0]: row for row in cu.markdown_rows(table)}
-    assert rows["max"][1:7] == ["3", "92.00 ± 2.00", "100.00 ± 0.00", "6.00 ± 1.00",
+    assert rows["max"][1:8] == ["3", "500", "92.00 ± 2.00", "100.00 ± 0.00", "6.00 ± 1.00",
                                 "1.50 ± 0.00", "12.0 ± 2.0"]
-    assert rows["max"][-5:] == ["100 ± 0", "2.00 ± 1.00", "-", "-", "-"]  # no published row
-    assert rows["lm"][1:3] == ["1", "100.00"] and rows["lm"][5] == "-"  # an LM has no MI
+    assert rows["max"][-6:] == ["22 ± 1", "100 ± 0", "2.00 ± 1.00", "-", "-", "-"]  # no published
+    assert rows["lm"][1:4] == ["1", "100", "100.00"] and rows["lm"][6] == "-"  # an LM has no MI
     assert rows["lm"][-3:] == ["100.47", "-", "-"]
     assert rows["aggressive"][:3] == ["aggressive", "0", "-"]  # published, not run here
     assert rows["aggressive"][-3:] == ["99.83", "0.83", "4"]
-    assert "4 run(s); split test; k = 500" in table
+    assert "4 run(s); split test; k = 100, 500" in table
 
 
 def test_pipeline_errors_name_the_fix(tmp_path):
