@@ -17,10 +17,11 @@
 #   --data-bin     binarized corpus (default data-bin/<dataset>)
 #   --checkpoints  where the runs go, as <dataset>-<method>-s<seed> (default checkpoints)
 #   --cpu          train and evaluate on the CPU (for a test with a tiny budget)
-# Each run's output goes to <checkpoints>/<run>.log, its evaluation's to <run>.eval.log; the
-# results are <checkpoints>/<dataset>-test.jsonl and the table <dataset>-table.md. Re-running
-# resumes the runs whose .eval.log holds no result yet (examples/train.sh resumes), so a run is
-# trained on and evaluated again once its .eval.log is deleted. Extra flags go to
+# Each run's output is appended to <checkpoints>/<run>.log, its evaluation's goes to
+# <run>.eval.log; the results are <checkpoints>/<dataset>-test.jsonl and the table
+# <dataset>-table.md. Re-running resumes: a run whose .eval.log holds a result is done; one whose
+# .log says fairseq-train finished ("done training in") is evaluated; the others are resumed
+# from their checkpoints (examples/train.sh resumes), then evaluated. Extra flags go to
 # every examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -88,14 +89,21 @@ train_and_evaluate() {
     local name="$DATASET-$method-s$seed"
     local run="$CHECKPOINTS/$name"
     if [[ -f "$run.eval.log" ]] && grep -q '^{' "$run.eval.log"; then
-        log "$name: done before (delete $run.eval.log to train on and evaluate again)"
+        log "$name: done before (delete $run.eval.log to evaluate again)"
         return 0
     fi
-    log "$name: training (log $run.log)"
-    if ! bash "$ROOT/examples/train.sh" --dataset "$DATASET" --method "$method" --seed "$seed" \
-            --data-bin "$DATA_BIN" --save-dir "$run" "${DEVICE[@]}" "$@" > "$run.log" 2>&1; then
-        log "$name: training failed; see $run.log"
-        return 1
+    # a finished run is not resumed: fairseq's checkpoint holds the learning rate from before
+    # the halving that stopped it, so fairseq-train would train it on
+    if [[ -f "$run.log" ]] && grep -q "done training in" "$run.log"; then
+        log "$name: trained before ($run.log)"
+    else
+        log "$name: training (log $run.log)"
+        if ! bash "$ROOT/examples/train.sh" --dataset "$DATASET" --method "$method" \
+                --seed "$seed" --data-bin "$DATA_BIN" --save-dir "$run" "${DEVICE[@]}" "$@" \
+                >> "$run.log" 2>&1; then
+            log "$name: training failed; see $run.log"
+            return 1
+        fi
     fi
     log "$name: trained; evaluating with k = $K"
     if ! bash "$ROOT/examples/eval.sh" --dataset "$DATASET" --methods "$method" --seeds "$seed" \

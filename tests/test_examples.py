@@ -155,6 +155,12 @@ def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_pat
     again = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": "1"})
     assert again.stderr.count(": done before (delete ") == 4, again.stderr
     assert "training" not in again.stderr
+    # a finished run is evaluated again without training on: fairseq-train would resume it
+    (ck / "yelp-lm-s1.eval.log").unlink()
+    again = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert "yelp-lm-s1: trained before" in again.stderr, again.stderr
+    assert "yelp-lm-s1: done" in again.stderr and "training" not in again.stderr
+    assert again.stdout == proc.stdout
     assert again.stdout == proc.stdout
     proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
                          "--data-bin", root / "bin", "--methods", "lm vq"], tmp_path)
