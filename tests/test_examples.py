@@ -161,7 +161,6 @@ def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_pat
     assert "yelp-lm-s1: trained before" in again.stderr, again.stderr
     assert "yelp-lm-s1: done" in again.stderr and "training" not in again.stderr
     assert again.stdout == proc.stdout
-    assert again.stdout == proc.stdout
     proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
                          "--data-bin", root / "bin", "--methods", "lm vq"], tmp_path)
     assert "unknown method 'vq' in --methods" in proc.stderr
