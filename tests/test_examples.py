@@ -35,6 +35,14 @@ def test_ptb_example_trains_and_passes_extra_flags(tmp_path, pooling):
         assert all(r["kl"] == 0 for r in rows)
 
 
+def test_every_shell_script_is_executable():
+    # the docs run them as `examples/table.sh ...`, not `bash examples/table.sh ...`
+    scripts = sorted((cu.REPO / "examples").rglob("*.sh"))
+    scripts += sorted((cu.REPO / "scripts").glob("*.sh"))
+    assert scripts
+    assert [s for s in scripts if not os.access(s, os.X_OK)] == []
+
+
 def test_ptb_example_names_missing_data(tmp_path):
     proc = cu.run_fails(["bash", str(EXAMPLE), "--data", tmp_path / "nowhere",
                          "--bin-dir", tmp_path / "bin"], tmp_path)
