@@ -128,3 +128,50 @@ def test_authors_architecture(data, tmp_path):
     cfg = cu.train_config(data, tmp_path, "--arch", "seqvae_lstm_ptb_bienc",
                           "--encoder-merge", "concat").model
     assert cfg.encoder_merge == "concat"
+
+
+def _optimizer_with_grads(data, tmp_path, *flags, wrapper=None):
+    """The model of ``train_config(flags)``, gradients of norm 3 (encoder) and 4 (decoder),
+    and its fairseq optimizer (or ``wrapper.build_optimizer``'s)."""
+    from fairseq import optim, tasks
+    cfg = cu.train_config(data, tmp_path, *SPLIT, *flags)
+    model = tasks.setup_task(cfg.task).build_model(cfg.model)
+    for half, norm in (("encoder", 3.0), ("decoder", 4.0)):
+        params = _halves(model)[half]
+        for p in params:
+            p.grad = torch.full_like(p, norm / sum(q.numel() for q in params) ** 0.5)
+    params = list(model.parameters())
+    built = (wrapper.build_optimizer(cfg, params) if wrapper
+             else optim.build_optimizer(cfg.optimizer, params))
+    return cfg, model, built
+
+
+def _norms(model):
+    return {half: torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in ps])).item()
+            for half, ps in _halves(model).items()}
+
+
+@pytest.mark.parametrize("per_half", [False, True])
+def test_clipping_joint_or_per_half(data, tmp_path, per_half):
+    """Joint clipping scales both halves by clip / 5; --clip-norm-per-half brings each
+    half to the clip norm by itself. Either way the joint norm, 5, is returned (gnorm)."""
+    flags = ["--clip-norm", "2"] + (["--clip-norm-per-half"] if per_half else [])
+    cfg, model, optimizer = _optimizer_with_grads(data, tmp_path, *flags)
+    assert optimizer.clip_grad_norm(cfg.optimization.clip_norm).item() == pytest.approx(5.0)
+    expected = {"encoder": 2.0, "decoder": 2.0} if per_half else {"encoder": 1.2, "decoder": 1.6}
+    assert _norms(model) == pytest.approx(expected, rel=1e-5)
+
+
+def test_clipping_per_half_trains_and_refuses_fp16_wrappers(data, tmp_path):
+    from fairseq import optim
+    proc = cu.train(data, tmp_path / "ck", *SPLIT, "--clip-norm-per-half", "--clip-norm", "0.5",
+                    "--max-update", 3, cwd=tmp_path)
+    rows = cu.json_log(proc.stdout, "train_inner")
+    assert [r["num_updates"] for r in rows] == [1, 2, 3] and all(r["gnorm"] > 0 for r in rows)
+    cfg, model, wrapped = _optimizer_with_grads(data, tmp_path, "--clip-norm-per-half", "--bf16",
+                                                "--clip-norm", "1",
+                                                "--fp16-no-flatten-grads",
+                                                wrapper=optim.FP16Optimizer)
+    wrapped.backward(sum(p.sum() for p in model.parameters()))  # its own gradient bookkeeping
+    with pytest.raises(ValueError, match="use --amp"):
+        wrapped.clip_grad_norm(cfg.optimization.clip_norm)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 import torch
+from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.optim import FairseqOptimizer, register_optimizer
 from omegaconf import II
@@ -50,7 +51,17 @@ class EncoderDecoderOptimizerConfig(FairseqDataclass):
         default=(0.9, 0.999), metadata={"help": "Adam's betas (default (0.9, 0.999))"}
     )
     adam_eps: float = field(default=1e-8, metadata={"help": "Adam's epsilon (default 1e-8)"})
+    clip_norm_per_half: bool = field(
+        default=False,
+        metadata={"help": "clip the encoder's and the decoder's gradients each to --clip-norm, "
+                  "not their joint norm (default off: the joint norm, as fairseq clips any "
+                  "model), so that the encoder's gradient does not shrink the decoder's step "
+                  "(scripts/grad_norms.py measures by how much); gnorm and clip in the log "
+                  "stay those of the joint norm. With --bf16-autocast or --amp, not fairseq's "
+                  "--fp16/--bf16 optimizer wrappers, which clip the joint norm themselves"},
+    )
     lr: List[float] = II("optimization.lr")
+    clip_norm: float = II("optimization.clip_norm")
 
 
 class EncoderDecoderRules(torch.optim.Optimizer):
@@ -138,6 +149,22 @@ class EncoderDecoderOptimizer(FairseqOptimizer):
                 f"or start with --reset-optimizer"
             )
         super().load_state_dict(state_dict, optimizer_overrides)
+
+    def clip_grad_norm(self, max_norm, aggregate_norm_fn=None):
+        """fairseq's clipping of the joint norm, or with --clip-norm-per-half each half's
+        gradient clipped to ``max_norm`` on its own. Returns the joint norm (logged as
+        gnorm)."""
+        if not self.cfg.clip_norm_per_half:
+            return super().clip_grad_norm(max_norm, aggregate_norm_fn)
+        if max_norm == 0 and self.cfg.clip_norm > 0:  # a wrapper that clips by itself
+            raise ValueError(
+                "--clip-norm-per-half does not work with fairseq's --fp16/--bf16 optimizer "
+                "wrappers, which clip the joint norm themselves: use --amp (or on CPU "
+                "--bf16-autocast), or drop --clip-norm-per-half"
+            )
+        norms = [utils.clip_grad_norm_(group["params"], max_norm, aggregate_norm_fn)
+                 for group in self.param_groups]
+        return torch.stack([n.float() for n in norms]).norm()
 
     def get_lr(self):
         """The decoder's lr: the one fairseq's scheduler sets and logs."""
