@@ -9,10 +9,10 @@ update, dropout and word dropout on, its autocast) on training batches, without 
 divides the gradient by the sample size as fairseq's trainer does, and prints the mean over
 the batches of:
 
-| row                   | meaning                                                             |
-|-----------------------|---------------------------------------------------------------------|
-| encoder, decoder norm | L2 norms of the two halves' gradients (the model's param_group)     |
-| whole-model norm      | what fairseq clips and logs as gnorm                                |
+| row                   | meaning                                                              |
+|-----------------------|----------------------------------------------------------------------|
+| encoder, decoder norm | L2 norms of the two halves' gradients (the model's param_group)      |
+| whole-model norm      | what fairseq clips and logs as gnorm                                 |
 | clipped               | share of batches whose whole-model norm exceeds --clip-norm          |
 | decoder step scale    | min(1, clip / whole-model norm): the factor applied to the decoder's |
 |                       | gradient, beside min(1, clip / decoder norm), were the decoder       |
