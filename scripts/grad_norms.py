@@ -34,8 +34,8 @@ sys.path.insert(0, REPO)
 
 from fairseq_seqvae.cli.table import format_records  # noqa: E402
 from fairseq_seqvae.hub import load_checkpoint, resolve_checkpoint  # noqa: E402
+from fairseq_seqvae.optim.encoder_decoder import HALVES  # noqa: E402
 
-HALVES = ("encoder", "decoder")
 COLUMNS = [("encoder_norm", "encoder norm", "{:.4g}"), ("decoder_norm", "decoder norm", "{:.4g}"),
            ("whole_norm", "whole-model norm", "{:.4g}"), ("clipped", "clipped", "{:.2f}"),
            ("decoder_scale", "decoder step scale", "{:.3f}"),
