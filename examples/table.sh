@@ -6,7 +6,7 @@
 # usage: examples/table.sh --dataset ptb|yahoo|yelp [options] [fairseq-train flags...]
 #   --methods      the table's rows, examples/train.sh's methods
 #                  (default "lm last max mean recipe-last recipe-max aggressive cyclical
-#                  free-bits bn-vae max-free-bits")
+#                  free-bits bn-vae max-free-bits ae-free-bits")
 #   --seeded       the methods trained with every seed of --seeds (default "lm last max recipe-max");
 #                  the others are trained with seed 1
 #   --seeds        (default "1 2 3")
@@ -27,7 +27,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${SEQVAE_VENV:-$ROOT/.venv}/bin/python"
 DATASET=""
-METHODS="lm last max mean recipe-last recipe-max aggressive cyclical free-bits bn-vae max-free-bits"
+METHODS="lm last max mean recipe-last recipe-max aggressive cyclical free-bits bn-vae max-free-bits ae-free-bits"
 SEEDED="lm last max recipe-max"
 SEEDS="1 2 3"
 JOBS=0

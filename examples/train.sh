@@ -4,20 +4,21 @@
 # usage: examples/train.sh --dataset ptb|yahoo|yelp [--method M] [--data-bin DIR] [--save-dir DIR] [--seed N] [fairseq-train flags...]
 #   --dataset   ptb: Li et al. 2019's setting (seqvae_lstm_ptb); yahoo, yelp: He et al. 2019's (seqvae_lstm_yahoo)
 #   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits
-#               | authors-last | authors-max | recipe-last | recipe-max (default max)
+#               | ae-free-bits | authors-last | authors-max | recipe-last | recipe-max (default max)
 #   --data-bin  binarized corpus (default data-bin/<dataset>, made by examples/<dataset>/prepare.sh)
 #   --save-dir  checkpoints and logs (default checkpoints/<dataset>-<method>-s<seed>)
 #   --seed      random seed (default 1)
 #   --list-methods  print the method names (for examples/eval.sh) and exit
 #   --print-flags M print method M's own fairseq-train flags for --dataset, one per line, and exit
 #                   (scripts/benchmark_methods.py reads the methods from here)
-# Methods differ by flags only (see METHOD_FLAGS below). Extra flags go to fairseq-train last, so
+# Methods differ by flags only (see METHOD_FLAGS below), except ae-free-bits, which first trains
+# an autoencoder in <save-dir>/ae (once; its log is <save-dir>/ae/train.log). Extra flags go to fairseq-train last, so
 # they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes
 # an unfinished run; a run stopped by --stop-min-lr would be trained on, since fairseq saves its
 # last checkpoint before the final halving (examples/table.sh checks the log for that).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits authors-last authors-max recipe-last recipe-max"
+METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits ae-free-bits authors-last authors-max recipe-last recipe-max"
 DATASET=""
 METHOD=max
 DATA_BIN=""
@@ -56,6 +57,8 @@ case "$METHOD" in
     free-bits) METHOD_FLAGS=(--pooling last --free-bits 0.5) ;;    # Li et al. 2019, per dimension
     bn-vae) METHOD_FLAGS=(--pooling last --bn-gamma 0.6) ;;        # Zhu et al. 2020
     max-free-bits) METHOD_FLAGS=(--pooling max --free-bits 0.5) ;; # pooling + free bits
+    ae-free-bits) METHOD_FLAGS=(--pooling last --free-bits 0.5) ;; # Li et al. 2019: free bits after
+        # autoencoder pretraining (below)
     authors-last|authors-max)  # the pooling paper's authors' encoder and training (Xu et al. 2020's
         # code): a 2-layer bidirectional encoder, directions averaged, posterior without bias,
         # trained by Adam (lr 1e-3, constant) while the decoder keeps the shared SGD and lr halving
@@ -82,12 +85,35 @@ if [[ ! -f "$DATA_BIN/dict.txt" ]]; then
     exit 1
 fi
 
-# the method's flags come after the shared ones, so they override them (cyclical's schedule)
-"${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
-    --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
-    --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates "$EPOCHS_10" \
-    --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 --sentence-avg \
-    --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
-    --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" \
-    --save-dir "$SAVE_DIR" --tensorboard-logdir "$SAVE_DIR/tb" \
-    --log-format simple --log-interval 100 "${METHOD_FLAGS[@]}" "$@"
+# train DIR [flags...]: fairseq-train into DIR; the method's flags come after the shared ones, so
+# they override them (cyclical's schedule)
+train() {
+    "${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
+        --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
+        --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates "$EPOCHS_10" \
+        --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 --sentence-avg \
+        --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
+        --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" \
+        --save-dir "$1" --tensorboard-logdir "$1/tb" \
+        --log-format simple --log-interval 100 "${METHOD_FLAGS[@]}" "${@:2}"
+}
+
+if [[ "$METHOD" == ae-free-bits ]]; then
+    # Li et al. 2019's autoencoder pretraining, once: beta = 0, the best checkpoint by
+    # reconstruction; the VAE then starts from its encoder with a fresh decoder
+    AE="$SAVE_DIR/ae"
+    if [[ ! -f "$AE/pretrained" ]]; then
+        mkdir -p "$AE"
+        echo "ae-free-bits: training the autoencoder in $AE (log $AE/train.log)"
+        if ! train "$AE" --kl-schedule constant --kl-max 0 --best-checkpoint-metric rec "$@" \
+                >> "$AE/train.log" 2>&1; then
+            tail -n 20 "$AE/train.log" >&2
+            echo "error: the autoencoder's training failed; see $AE/train.log" >&2
+            exit 1
+        fi
+        touch "$AE/pretrained"  # trained: a re-run resumes the VAE only
+    fi
+    echo "ae-free-bits: the autoencoder in $AE is trained; training the VAE in $SAVE_DIR"
+    METHOD_FLAGS+=(--init-encoder-from "$AE/checkpoint_best.pt")
+fi
+train "$SAVE_DIR" "$@"

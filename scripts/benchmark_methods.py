@@ -43,6 +43,7 @@ DESCRIPTIONS = {
     "free-bits": "free bits 0.5 (Li et al. 2019)",
     "bn-vae": "BN-VAE gamma 0.6 (Zhu et al. 2020)",
     "max-free-bits": "max pooling and free bits 0.5",
+    "ae-free-bits": "free bits 0.5 after an autoencoder (Li et al. 2019); the VAE stage",
     "lm": "LSTM language model",
 }
 

@@ -1,7 +1,7 @@
 """The baselines through the real fairseq-train on a tiny corpus, on CPU: beta-VAE,
 linear and cyclical KL annealing, free bits, BN-VAE and aggressive training each train
 for a few updates and resume; aggressive mode's switch-off through validation (and
-that it survives a resume), on 2 processes; the autoencoder-pretraining recipe; the
+that it survives a resume), on 2 processes; autoencoder pretraining (ae-free-bits); the
 timing harness."""
 
 import math
@@ -189,43 +189,46 @@ def test_aggressive_error_reaches_the_command_line(data, tmp_path):
 
 # --- autoencoder pretraining (Li et al. 2019) -----------------------------------------
 
-RECIPE = cu.REPO / "examples" / "ptb" / "pretrain_ae.sh"
+PTB_TRAIN = cu.REPO / "examples" / "ptb" / "train.sh"
 
 
-def test_autoencoder_pretraining_recipe(tmp_path):
-    """examples/ptb/pretrain_ae.sh: stage 1 trains with beta = 0, stage 2 starts from
-    stage 1's encoder with a fresh decoder and free bits; --init-encoder-from copies
-    exactly the encoder; both stages resume."""
+def test_autoencoder_pretraining_method(tmp_path):
+    """examples/ptb/train.sh --method ae-free-bits: stage 1 trains with beta = 0 in
+    <save-dir>/ae, stage 2 in <save-dir> starts from stage 1's encoder with a fresh decoder
+    and free bits; --init-encoder-from copies exactly the encoder; a re-run keeps the
+    trained autoencoder and resumes the VAE."""
     text = cu.synthetic_text(tmp_path / "text", train=120, valid=30, test=30)
     save = tmp_path / "ck"
+    ae_log = save / "ae" / "train.log"
 
-    def recipe(max_update):
-        return cu.run(["bash", RECIPE, "--data", text, "--bin-dir", tmp_path / "bin",
-                       "--no-verify", "--save-dir", save, "--free-bits", 0.5,
+    def method(max_update):
+        return cu.run(["bash", PTB_TRAIN, "--data", text, "--bin-dir", tmp_path / "bin",
+                       "--no-verify", "--method", "ae-free-bits", "--save-dir", save,
                        "--arch", "seqvae_lstm_tiny", "--max-update", max_update, "--cpu",
                        "--log-format", "json", "--log-interval", 1], tmp_path)
 
-    proc = recipe(3)
-    rows = cu.json_log(proc.stdout, "train_inner")
-    assert [r["num_updates"] for r in rows] == [1, 2, 3, 1, 2, 3]
-    ae, vae = rows[:3], rows[3:]
+    proc = method(3)
+    assert f"training the autoencoder in {save / 'ae'} (log {ae_log})" in proc.stdout
+    ae = cu.json_log(ae_log.read_text(), "train_inner")
+    vae = cu.json_log(proc.stdout, "train_inner")
+    assert [r["num_updates"] for r in ae] == [r["num_updates"] for r in vae] == [1, 2, 3]
     assert all(r["kl_weight"] == 0 for r in ae)
     assert all(r["kl_weight"] > 0 for r in vae)  # train.sh's annealing from 0.1
     for r in vae:
-        check_objective(r, r["kl_weight"], 0.5, sentence_avg=True)  # train.sh's setting
+        check_objective(r, r["kl_weight"], 0.5, sentence_avg=True)  # ae-free-bits's 0.5
     ae_ckpt = save / "ae" / "checkpoint_best.pt"
     assert f"encoder initialized from {ae_ckpt}" in proc.stdout
-    assert (save / "vae" / "checkpoint_last.pt").is_file()
+    assert (save / "checkpoint_last.pt").is_file()
 
-    # both stages resume from their own checkpoints (stage 2 reads stage 1's encoder
-    # again when it builds the model, then loads its own checkpoint over it)
-    resumed = recipe(4)
-    for stage in ("ae", "vae"):
-        assert f"Loaded checkpoint {save}/{stage}/checkpoint_last.pt (epoch 1 @ 3 updates)" \
-            in resumed.stdout
+    # a re-run keeps the trained autoencoder and resumes the VAE (which reads stage 1's
+    # encoder again when it builds the model, then loads its own checkpoint over it)
+    ae_text = ae_log.read_text()
+    resumed = method(4)
+    assert "training the autoencoder" not in resumed.stdout
+    assert ae_log.read_text() == ae_text
+    assert f"Loaded checkpoint {save}/checkpoint_last.pt (epoch 1 @ 3 updates)" in resumed.stdout
     rows = cu.json_log(resumed.stdout, "train_inner")
-    assert [r["num_updates"] for r in rows] == [4, 4]
-    assert rows[0]["kl_weight"] == 0 and rows[1]["kl_weight"] > 0
+    assert [r["num_updates"] for r in rows] == [4] and rows[0]["kl_weight"] > 0
 
     # what stage 2 starts from: stage 1's encoder, and the decoder a new run would have
     ae_params = torch.load(ae_ckpt, weights_only=False)["model"]
@@ -247,6 +250,18 @@ def test_autoencoder_pretraining_recipe(tmp_path):
                           "--init-encoder-from", ae_ckpt)
     with pytest.raises(ValueError, match="--init-encoder-from: the encoder in .* does not match"):
         tasks.setup_task(cfg.task).build_model(cfg.model)
+
+
+def test_autoencoder_pretraining_failure_names_its_log(tmp_path):
+    text = cu.synthetic_text(tmp_path / "text", train=40, valid=10, test=10)
+    save = tmp_path / "ck"
+    proc = cu.run_fails(["bash", PTB_TRAIN, "--data", text, "--bin-dir", tmp_path / "bin",
+                         "--no-verify", "--method", "ae-free-bits", "--save-dir", save,
+                         "--arch", "no_such_arch", "--cpu"], tmp_path)
+    log = save / "ae" / "train.log"
+    assert f"error: the autoencoder's training failed; see {log}" in proc.stderr
+    assert "no_such_arch" in proc.stderr  # the log's tail says why
+    assert not (save / "ae" / "pretrained").exists()  # a re-run trains it again
 
 
 # --- the timing harness ------------------------------------------------------------

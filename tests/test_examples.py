@@ -64,6 +64,8 @@ METHOD_CONFIG = {
     "free-bits": ["'pooling': last", "'free_bits': 0.5"],
     "bn-vae": ["'bn_gamma': 0.6"],
     "max-free-bits": ["'pooling': max", "'free_bits': 0.5"],
+    "ae-free-bits": ["'pooling': last", "'free_bits': 0.5", "/ae/checkpoint_best.pt'",
+                     "training the VAE in"],  # stage 2, after the autoencoder
     "authors-last": ["'pooling': last", "'encoder_merge': mean", "'no_posterior_bias': True",
                      "'encoder_layers': 2", "'_name': 'encoder_decoder'", "'encoder_lr': 0.001"],
     "authors-max": ["'pooling': max", "'encoder_bidirectional': True",

@@ -6,6 +6,7 @@
 #   --bin-dir   where examples/ptb/prepare.sh binarizes it, once (default data-bin/ptb)
 #   --no-verify text that is not the canonical PTB: warn about its checksums instead of failing
 #   --method    lm | last | max | mean | aggressive | cyclical | free-bits | bn-vae | max-free-bits
+#               | ae-free-bits
 #               (default max; --pooling is the same option)
 #   --save-dir  checkpoints and logs (default checkpoints/ptb-<method>-s<seed>)
 # Extra flags go to fairseq-train last, so they override the defaults (e.g. --max-epoch 1, --cpu).
