@@ -12,10 +12,11 @@
 #   --print-flags M print method M's own fairseq-train flags for --dataset, one per line, and exit
 #                   (scripts/benchmark_methods.py reads the methods from here)
 # Methods differ by flags only (see METHOD_FLAGS below), except ae-free-bits, which first trains
-# an autoencoder in <save-dir>/ae (once; its log is <save-dir>/ae/train.log). Extra flags go to fairseq-train last, so
-# they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1). Re-running resumes
-# an unfinished run; a run stopped by --stop-min-lr would be trained on, since fairseq saves its
-# last checkpoint before the final halving (examples/table.sh checks the log for that).
+# an autoencoder in <save-dir>/ae (once; its log is <save-dir>/ae/train.log). Extra flags go to
+# fairseq-train last, so they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1).
+# Re-running resumes an unfinished run; a run stopped by --stop-min-lr would be trained on, since
+# fairseq saves its last checkpoint before the final halving (examples/table.sh checks the log
+# for that).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits ae-free-bits authors-last authors-max recipe-last recipe-max"
