@@ -71,7 +71,7 @@ METHOD_CONFIG = {
     "authors-max": ["'pooling': max", "'encoder_bidirectional': True",
                     "'_name': 'encoder_decoder'", "'decoder_optimizer': sgd"],
     "recipe-last": ["'pooling': last", "'_name': 'encoder_decoder'", "'free_bits': 0.1",
-                    "'word_dropout': 0.5", "'encoder_bidirectional': False"],
+                    "'word_dropout': 0.0", "'encoder_bidirectional': False"],
     "recipe-max": ["'pooling': max", "'encoder_lr': 0.001", "'free_bits': 0.1"],
 }
 
