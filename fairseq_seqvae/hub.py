@@ -51,7 +51,8 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
     Returns:
         (model in eval mode, task, cfg, how far it was trained: {"updates": optimizer
         updates, "epochs": whole passes over the training data done when it was saved,
-        "train_seconds": fairseq's cumulative training wall time})
+        "train_seconds": fairseq's cumulative training wall time, and for a model trained
+        with --init-encoder-from "pretrain_seconds": that checkpoint's training wall time})
     """
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -76,9 +77,22 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
         "updates": state["optimizer_history"][-1]["num_updates"],
         # fairseq stores the epoch to resume in: the next one after a finished epoch
         "epochs": state["extra_state"].get("train_iterator", {}).get("epoch", 1) - 1,
-        "train_seconds": round(state["extra_state"].get("previous_training_time", 0.0), 1),
+        "train_seconds": training_seconds(state),
     }
+    pretrained = cfg.model.get("init_encoder_from")
+    if pretrained:  # the cost of a run includes the encoder's pretraining (ae-free-bits)
+        if os.path.isfile(pretrained):
+            progress["pretrain_seconds"] = training_seconds(
+                checkpoint_utils.load_checkpoint_to_cpu(pretrained))
+        else:
+            logger.warning(f"{path}: the checkpoint its encoder started from, {pretrained}, "
+                           f"was not found, so its pretraining time is not counted")
     return models[0].eval(), task, cfg, progress
+
+
+def training_seconds(state: Dict) -> float:
+    """fairseq's cumulative training wall time of a loaded checkpoint."""
+    return round(state["extra_state"].get("previous_training_time", 0.0), 1)
 
 
 class SeqVAE(nn.Module):

@@ -81,7 +81,8 @@ def table(results, published=None, dataset_prefix=""):
         row += [mean_sd([r[key] for r in runs if key in r], digits) for key, _, digits in COLUMNS]
         row += [mean_sd([r["epochs"] for r in runs if "epochs" in r], 0),
                 mean_sd([r["updates"] for r in runs if "updates" in r], 0),
-                mean_sd([r["train_seconds"] / 3600 for r in runs if "train_seconds" in r], 2)]
+                mean_sd([(r["train_seconds"] + r.get("pretrain_seconds", 0)) / 3600
+                         for r in runs if "train_seconds" in r], 2)]
         if published is not None:
             row += list(published.get(method, ("-",) * 3))
         rows.append(row)
@@ -108,7 +109,8 @@ def main(argv=None):
     print(f"\n{len(results)} run(s); split {', '.join(splits)}; k = {', '.join(map(str, ks))}; "
           "mean ± sample standard deviation over seeds; IW-NLL, KL in nats per sentence; "
           "MI in nats; k = importance samples; epochs, updates and train h (fairseq's training "
-          "wall time) up to the evaluated checkpoint")
+          "wall time, with that of a pretrained encoder's checkpoint) up to the evaluated "
+          "checkpoint")
 
 
 if __name__ == "__main__":

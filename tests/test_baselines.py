@@ -4,6 +4,7 @@ for a few updates and resume; aggressive mode's switch-off through validation (a
 that it survives a resume), on 2 processes; autoencoder pretraining (ae-free-bits); the
 timing harness."""
 
+import json
 import math
 import os
 import sys
@@ -250,6 +251,23 @@ def test_autoencoder_pretraining_method(tmp_path):
                           "--init-encoder-from", ae_ckpt)
     with pytest.raises(ValueError, match="--init-encoder-from: the encoder in .* does not match"):
         tasks.setup_task(cfg.task).build_model(cfg.model)
+
+    # seqvae-eval counts the autoencoder's training in the run's cost, and says when it cannot
+    def evaluate():
+        proc = cu.run([cu.console_script("seqvae-eval"), tmp_path / "bin", "--path", save,
+                       "-k", 2, "--json", "--cpu"], tmp_path)
+        return proc, json.loads(next(line for line in proc.stdout.splitlines()
+                                     if line.startswith("{")))
+
+    ae_seconds = torch.load(ae_ckpt, weights_only=False)["extra_state"]["previous_training_time"]
+    _, result = evaluate()
+    assert result["pretrain_seconds"] == pytest.approx(ae_seconds, abs=0.05) and ae_seconds > 0
+    assert result["train_seconds"] > 0  # the VAE's own
+    ae_ckpt.rename(save / "ae" / "moved.pt")
+    proc, result = evaluate()
+    assert "pretrain_seconds" not in result
+    assert (f"the checkpoint its encoder started from, {ae_ckpt}, was not found, so its "
+            f"pretraining time is not counted") in proc.stderr
 
 
 def test_autoencoder_pretraining_failure_names_its_log(tmp_path):
