@@ -51,8 +51,7 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
     Returns:
         (model in eval mode, task, cfg, how far it was trained: {"updates": optimizer
         updates, "epochs": whole passes over the training data done when it was saved,
-        "train_seconds": fairseq's cumulative training wall time, and for a model trained
-        with --init-encoder-from "pretrain_seconds": that checkpoint's training wall time})
+        "train_seconds": fairseq's cumulative training wall time})
     """
     try:
         state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -79,20 +78,27 @@ def load_checkpoint(path: str, data_dir: Optional[str] = None):
         "epochs": state["extra_state"].get("train_iterator", {}).get("epoch", 1) - 1,
         "train_seconds": training_seconds(state),
     }
-    pretrained = cfg.model.get("init_encoder_from")
-    if pretrained:  # the cost of a run includes the encoder's pretraining (ae-free-bits)
-        if os.path.isfile(pretrained):
-            progress["pretrain_seconds"] = training_seconds(
-                checkpoint_utils.load_checkpoint_to_cpu(pretrained))
-        else:
-            logger.warning(f"{path}: the checkpoint its encoder started from, {pretrained}, "
-                           f"was not found, so its pretraining time is not counted")
     return models[0].eval(), task, cfg, progress
 
 
 def training_seconds(state: Dict) -> float:
     """fairseq's cumulative training wall time of a loaded checkpoint."""
     return round(state["extra_state"].get("previous_training_time", 0.0), 1)
+
+
+def pretrain_seconds(cfg, path: str) -> Optional[float]:
+    """The training wall time of the checkpoint that the model of ``path`` (config ``cfg``)
+    took its encoder from with --init-encoder-from (ae-free-bits's autoencoder), part of
+    the run's cost; None if it was not pretrained, or (with a warning) if that checkpoint
+    is gone. Reads the whole checkpoint, so only ``seqvae-eval`` asks."""
+    pretrained = cfg.model.get("init_encoder_from")
+    if not pretrained:
+        return None
+    if not os.path.isfile(pretrained):
+        logger.warning(f"{path}: the checkpoint its encoder started from, {pretrained}, "
+                       f"was not found, so its pretraining time is not counted")
+        return None
+    return training_seconds(checkpoint_utils.load_checkpoint_to_cpu(pretrained))
 
 
 class SeqVAE(nn.Module):

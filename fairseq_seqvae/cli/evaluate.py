@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import torch
 
 from fairseq_seqvae.cli.table import format_records
-from fairseq_seqvae.hub import SeqVAE, resolve_checkpoint
+from fairseq_seqvae.hub import SeqVAE, pretrain_seconds, resolve_checkpoint
 from fairseq_seqvae.modules.gaussian import AU_THRESHOLD
 from fairseq_seqvae.scoring import (
     DEFAULT_BATCH_SIZE,
@@ -118,6 +118,9 @@ def evaluate_checkpoint(path: str, args) -> Dict:
         "seconds": round(time.time() - start, 2),
         **vae.progress,  # how long the checkpoint was trained
     })
+    pretrain = pretrain_seconds(vae.cfg, path)
+    if pretrain is not None:  # the cost of a run includes its encoder's pretraining
+        result["pretrain_seconds"] = pretrain
     return result
 
 
