@@ -67,6 +67,12 @@ def read_results(paths):
     return results
 
 
+def k_label(runs):
+    """The importance samples of the runs, and "exact" for an LM's (no latent, exact NLL)."""
+    ks = [str(k) for k in sorted({r["k"] for r in runs if r.get("latent_dim") != 0})]
+    return ", ".join(ks + ["exact"] * any(r.get("latent_dim") == 0 for r in runs))
+
+
 def table(results, published=None, dataset_prefix=""):
     groups = {}  # method -> its runs, in input order
     for r in results:
@@ -77,7 +83,7 @@ def table(results, published=None, dataset_prefix=""):
         header += ["published PPL", "published MI", "published AU"]
     rows = []
     for method, runs in groups.items():
-        row = [method, str(len(runs)), ", ".join(str(k) for k in sorted({r["k"] for r in runs}))]
+        row = [method, str(len(runs)), k_label(runs)]
         row += [mean_sd([r[key] for r in runs if key in r], digits) for key, _, digits in COLUMNS]
         row += [mean_sd([r["epochs"] for r in runs if "epochs" in r], 0),
                 mean_sd([r["updates"] for r in runs if "updates" in r], 0),
@@ -104,9 +110,8 @@ def main(argv=None):
     results = read_results(args.results)
     prefix = f"{args.dataset}-" if args.dataset else ""
     print(table(results, PUBLISHED.get(args.dataset), prefix))
-    ks = sorted({r["k"] for r in results})
     splits = sorted({r["split"] for r in results})
-    print(f"\n{len(results)} run(s); split {', '.join(splits)}; k = {', '.join(map(str, ks))}; "
+    print(f"\n{len(results)} run(s); split {', '.join(splits)}; k = {k_label(results)}; "
           "mean ± sample standard deviation over seeds; IW-NLL, KL in nats per sentence; "
           "MI in nats; k = importance samples; epochs, updates and train h (fairseq's training "
           "wall time, with that of a pretrained encoder's checkpoint) up to the evaluated "

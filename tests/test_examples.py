@@ -185,18 +185,18 @@ def test_results_table_means_seeds_and_adds_published(tmp_path):
     for r in runs[1:]:
         r["mi"] = 1.5
     runs[3]["pretrain_seconds"] = 1800  # a pretrained encoder's training counts (ae-free-bits)
-    runs[0]["k"] = 100  # each row says its k
+    runs[0].update(k=100, latent_dim=0)  # each row says its k, and an LM's NLL is exact
     results = cu.write_lines(tmp_path / "r.jsonl", ["not json"] + [json.dumps(r) for r in runs])
     table = cu.run([sys.executable, RESULTS_TABLE, results, "--dataset", "ptb"], tmp_path).stdout
     rows = {row[0]: row for row in cu.markdown_rows(table)}
     assert rows["max"][1:8] == ["3", "500", "92.00 ± 2.00", "100.00 ± 0.00", "6.00 ± 1.00",
                                 "1.50 ± 0.00", "12.0 ± 2.0"]
     assert rows["max"][-6:] == ["22 ± 1", "100 ± 0", "2.17 ± 1.26", "-", "-", "-"]  # no published
-    assert rows["lm"][1:4] == ["1", "100", "100.00"] and rows["lm"][6] == "-"  # an LM has no MI
+    assert rows["lm"][1:4] == ["1", "exact", "100.00"] and rows["lm"][6] == "-"  # an LM has no MI
     assert rows["lm"][-3:] == ["100.47", "-", "-"]
     assert rows["aggressive"][:3] == ["aggressive", "0", "-"]  # published, not run here
     assert rows["aggressive"][-3:] == ["99.83", "0.83", "4"]
-    assert "4 run(s); split test; k = 100, 500" in table
+    assert "4 run(s); split test; k = 500, exact" in table
 
 
 def test_pipeline_errors_name_the_fix(tmp_path):
