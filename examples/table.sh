@@ -92,8 +92,7 @@ train_and_evaluate() {
         log "$name: done before (delete $run.eval.log to evaluate again)"
         return 0
     fi
-    # a finished run is not resumed: fairseq's checkpoint holds the learning rate from before
-    # the halving that stopped it, so fairseq-train would train it on
+    # a finished run goes straight to its evaluation, without starting fairseq-train
     if [[ -f "$run.log" ]] && grep -q "done training in" "$run.log"; then
         log "$name: trained before ($run.log)"
     else

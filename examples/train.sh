@@ -14,9 +14,8 @@
 # Methods differ by flags only (see METHOD_FLAGS below), except ae-free-bits, which first trains
 # an autoencoder in <save-dir>/ae (once; its log is <save-dir>/ae/train.log). Extra flags go to
 # fairseq-train last, so they override the defaults (e.g. --cpu, --bf16-autocast, --max-epoch 1).
-# Re-running resumes an unfinished run; a run stopped by --stop-min-lr would be trained on, since
-# fairseq saves its last checkpoint before the final halving (examples/table.sh checks the log
-# for that).
+# Re-running resumes exactly, the learning-rate schedule included (scripts/patch_fairseq.py,
+# fixes 11 and 12); a finished run stops at once.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 METHODS="lm last max mean aggressive cyclical free-bits bn-vae max-free-bits ae-free-bits authors-last authors-max recipe-last recipe-max"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Apply the source fixes that fairseq 0.12.2 needs on Python >= 3.11, numpy 2, torch >= 2.6.
+"""Apply the source fixes that fairseq 0.12.2 needs on Python >= 3.11, numpy 2, torch >= 2.6,
+and for an exact resume of its learning-rate schedule.
 
 The breakages and the fixes are documented in docs/INSTALL.md
 (numbers below follow its table). Each fix is a set of exact text substitutions in one
@@ -180,6 +181,58 @@ FIXES = (
             ),
         ),
     ),
+    Fix(
+        11,
+        "trainer.py",
+        "resume from an end-of-epoch checkpoint: take the learning-rate step that followed its "
+        "save (train.py steps after saving; reduce_lr_on_plateau lost a halving)",
+        (
+            (
+                "                self._start_time = time.time()\n"
+                "\n"
+                "            self.lr_step(epoch)\n",
+                "                self._start_time = time.time()\n"
+                "\n"
+                "            # saved at the end of epoch - 1, before train.py's step with its\n"
+                "            # validation loss: take that step, as the uninterrupted run did\n"
+                "            if (\n"
+                "                itr_state.get(\"iterations_in_epoch\") == 0\n"
+                "                and extra_state.get(\"val_loss\") is not None\n"
+                "                and last_optim_state is not None\n"
+                "                and not reset_optimizer\n"
+                "                and not reset_lr_scheduler\n"
+                "            ):\n"
+                "                self.lr_step(epoch - 1, extra_state[\"val_loss\"])\n"
+                "            self.lr_step(epoch)\n",
+            ),
+        ),
+    ),
+    Fix(
+        12,
+        "optim/lr_scheduler/reduce_lr_on_plateau.py",
+        "save and restore the patience count (num_bad_epochs, cooldown_counter) on resume",
+        (
+            (
+                "            \"last_epoch\": self.lr_scheduler.last_epoch,\n"
+                "        }\n",
+                "            \"last_epoch\": self.lr_scheduler.last_epoch,\n"
+                "            \"num_bad_epochs\": self.lr_scheduler.num_bad_epochs,\n"
+                "            \"cooldown_counter\": self.lr_scheduler.cooldown_counter,\n"
+                "        }\n",
+            ),
+            (
+                "            self.lr_scheduler.last_epoch = state_dict[\"last_epoch\"]\n"
+                "\n"
+                "    def step(",
+                "            self.lr_scheduler.last_epoch = state_dict[\"last_epoch\"]\n"
+                "        for key in (\"num_bad_epochs\", \"cooldown_counter\"):\n"
+                "            if key in state_dict:  # absent from checkpoints saved unpatched\n"
+                "                setattr(self.lr_scheduler, key, state_dict[key])\n"
+                "\n"
+                "    def step(",
+            ),
+        ),
+    ),
 )
 
 
@@ -241,8 +294,8 @@ def plan(fairseq_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Apply the Python 3.11 / numpy 2 / torch >= 2.6 fixes to fairseq "
-        f"{SUPPORTED_VERSION} (see docs/INSTALL.md). Exit codes: 0 ok, "
+        description="Apply the Python 3.11 / numpy 2 / torch >= 2.6 and resume fixes to "
+        f"fairseq {SUPPORTED_VERSION} (see docs/INSTALL.md). Exit codes: 0 ok, "
         "1 fixes pending (--check only), 2 refused."
     )
     parser.add_argument(

@@ -202,6 +202,43 @@ def test_train_resume_validate(pooling, corpus, tmp_path):
 # --- checkpoints, logging ----------------------------------------------------------
 
 
+# He et al.'s loop: SGD, the learning rate halved after --lr-patience epochs without a better
+# validation score. valid_wpb never changes, so with it as the score every epoch after the
+# first is a bad one: with patience 1 the rate halves after epochs 3 and 5, and reaches
+# --stop-min-lr 0.3 there
+PLATEAU = ["--optimizer", "sgd", "--lr", 1, "--clip-norm", 5,
+           "--lr-scheduler", "reduce_lr_on_plateau", "--lr-shrink", 0.5, "--lr-patience", 1,
+           "--stop-min-lr", 0.3, "--best-checkpoint-metric", "wpb", "--max-epoch", 10]
+
+
+def test_resume_at_an_epoch_end_keeps_the_plateau_schedule(corpus, tmp_path):
+    """A run resumed from the checkpoint of an epoch's end takes the learning-rate step that
+    followed that save, with the patience count it had (scripts/patch_fairseq.py, fixes 11
+    and 12): it matches an uninterrupted run, and a finished run is not trained on."""
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+
+    def epochs(proc):
+        return [(r["epoch"], r["train_lr"]) for r in cu.json_log(proc.stdout, "train")]
+
+    once = cu.train(corpus.data, straight, *PLATEAU, cwd=tmp_path)
+    schedule = [(1, 1), (2, 1), (3, 1), (4, 0.5), (5, 0.5)]
+    assert epochs(once) == schedule
+    assert "stopping training because current learning rate (0.25)" in once.stdout
+
+    first = cu.train(corpus.data, resumed, *PLATEAU, "--max-epoch", 3, cwd=tmp_path)
+    second = cu.train(corpus.data, resumed, *PLATEAU, cwd=tmp_path)
+    assert epochs(first) + epochs(second) == schedule
+    a = load_checkpoint(resumed / "checkpoint_last.pt")
+    b = load_checkpoint(straight / "checkpoint_last.pt")
+    assert_same_tensors(a["model"], b["model"], "model parameters")
+
+    # finished: a re-run stops before training (fairseq saved its checkpoint before the last
+    # halving, so without the step it would train on at 0.5)
+    third = cu.train(corpus.data, resumed, *PLATEAU, cwd=tmp_path)
+    assert "stopping training because current learning rate (0.25)" in third.stdout
+    assert cu.json_log(third.stdout, "train_inner") == []
+
+
 def test_best_checkpoint_has_lowest_valid_elbo(corpus, tmp_path):
     """Two good epochs, then a resume with a diverging learning rate: checkpoint_best.pt
     stays the epoch with the lowest validation elbo, across the resume."""
