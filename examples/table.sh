@@ -18,11 +18,12 @@
 #   --checkpoints  where the runs go, as <dataset>-<method>-s<seed> (default checkpoints)
 #   --cpu          train and evaluate on the CPU (for a test with a tiny budget)
 # Each run's output is appended to <checkpoints>/<run>.log, its evaluation's goes to
-# <run>.eval.log; the results are <checkpoints>/<dataset>-test.jsonl and the table
-# <dataset>-table.md. Re-running resumes: a run whose .eval.log holds a result is done; one whose
-# .log says fairseq-train finished ("done training in") is evaluated; the others are resumed
-# from their checkpoints (examples/train.sh resumes), then evaluated. Extra flags go to
-# every examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0).
+# <run>.eval.log. The results of every evaluated run in <checkpoints>, from this invocation and
+# earlier ones, are <checkpoints>/<dataset>-test.jsonl and the table <dataset>-table.md.
+# Re-running resumes: a run whose .eval.log holds a result is done; one whose .log says
+# fairseq-train finished ("done training in") is evaluated; the others are resumed from their
+# checkpoints (examples/train.sh resumes), then evaluated. Extra flags go to every
+# examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${SEQVAE_VENV:-$ROOT/.venv}/bin/python"
@@ -127,11 +128,13 @@ if (( failed )); then
          "(re-running resumes)" >&2
     exit 1
 fi
+# the table is every evaluated run in --checkpoints, so runs from earlier invocations (other
+# --methods or --seeds) count too
 RESULTS="$CHECKPOINTS/$DATASET-test.jsonl"
-for run in "${runs[@]}"; do
-    read -r method seed <<< "$run"
-    grep '^{' "$CHECKPOINTS/$DATASET-$method-s$seed.eval.log"
-done > "$RESULTS"
+shopt -s nullglob
+evaluated=("$CHECKPOINTS/$DATASET"-*-s*.eval.log)
+grep -h '^{' "${evaluated[@]}" > "$RESULTS"
+log "$(wc -l < "$RESULTS") evaluated runs in $CHECKPOINTS (${#runs[@]} of them this time)"
 "$PYTHON" "$ROOT/scripts/results_table.py" "$RESULTS" --dataset "$DATASET" \
     | tee "$CHECKPOINTS/$DATASET-table.md"
 echo "[table] results: $RESULTS; table: $CHECKPOINTS/$DATASET-table.md" >&2
