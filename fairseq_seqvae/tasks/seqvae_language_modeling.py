@@ -73,7 +73,9 @@ class SeqVAELanguageModelingConfig(FairseqDataclass):
         metadata={"help": "aggressive inference-network training (He et al. 2019): "
                   "before each update, update the encoder alone on random training "
                   "minibatches until its objective stops improving, then the decoder "
-                  "alone; switched off for good once the validation MI falls. Default off"},
+                  "alone; switched off for good once the validation MI falls, checked at "
+                  "every validation, also those within an epoch (He et al. check once per "
+                  "epoch). Default off"},
     )
     aggressive_check_steps: int = field(
         default=15,
