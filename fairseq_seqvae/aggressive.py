@@ -54,7 +54,7 @@ def run_inner_loop(encoder_step: Callable[[], Tuple[float, float]], check_every:
 
 def next_phase(phase: float, valid_mi: float, previous_mi: float) -> float:
     """Aggressive mode ends for good when the validation MI falls below the previous
-    validation's (He et al. compare with the previous value, which starts at 0)."""
+    one's (He et al. compare with the previous epoch's value, which starts at 0)."""
     if phase == ON and valid_mi < previous_mi:
         return OFF
     return phase
@@ -125,6 +125,9 @@ class AggressiveTraining:
         self.autocast = autocast
         self._batches = None  # (train dataset, its batches)
         self._mi_checked = False  # this validation's MI already decided on
+        # the training set's EpochBatchIterator (the task sets it): a validation
+        # before its epoch's end does not decide
+        self.train_iterator = None
 
     def before_update(self, model, criterion, optimizer, update_num: int, dataset) -> int:
         """Runs the encoder-only inner loop when this update is aggressive; logs and
@@ -227,15 +230,25 @@ class AggressiveTraining:
     def begin_valid_epoch(self):
         self._mi_checked = False
 
+    def mid_epoch(self) -> bool:
+        """Whether the training epoch in progress has batches left (False when no
+        training iterator is known)."""
+        return self.train_iterator is not None and not self.train_iterator.end_of_epoch()
+
     def post_validate(self, model, stats, agg):
         """After each validation subset, on every rank with the same (all-reduced)
-        metrics: the first subset's MI decides whether aggressive mode goes on. Adds
+        metrics: at an epoch's end, the first subset's MI decides whether aggressive
+        mode goes on (He et al. decide once per epoch; validations within an epoch,
+        from --save-interval-updates or --validate-interval-updates, do not). Adds
         ``aggressive`` (1 on, 0 off) to the logged stats."""
         if self._mi_checked:
             return
         self._mi_checked = True
         state = unwrap_model(model).aggressive_state  # [phase, previous valid MI]
-        if state[0] == ON:
+        if state[0] == ON and self.mid_epoch():
+            logger.info("aggressive training goes on: mid-epoch validation (the MI is "
+                        "checked at epoch ends)")
+        elif state[0] == ON:
             if "mi" not in agg:
                 raise ValueError("--aggressive needs the validation MI of the "
                                  "seqvae_elbo criterion (--criterion seqvae_elbo)")

@@ -181,6 +181,26 @@ def test_switch_off_after_validation(data, tmp_path):
     assert model.aggressive_state[0] == OFF
 
 
+def test_mid_epoch_validation_does_not_decide(data, tmp_path):
+    """He et al. check the MI once per epoch: a validation while the training epoch
+    has batches left (fairseq's --validate-interval-updates, --save-interval-updates)
+    keeps aggressive mode and the previous MI as they are; the one at its end decides."""
+    trainer, task = make_trainer(data, tmp_path, "--aggressive")
+    model = trainer.get_model()
+    train_step(trainer, first_batch(task))
+    epoch_itr = trainer.get_train_iterator(epoch=1)
+    assert task.aggressive_training.train_iterator is epoch_itr
+    itr = epoch_itr.next_epoch_itr(shuffle=False)
+    assert len(itr) > 1, "setup: the epoch needs several batches"
+    next(itr)
+    assert validation(task, model, -1.0) == {"aggressive": 1}
+    assert model.aggressive_state[0] == ON and float(model.aggressive_state[1]) == 0.0
+    for _ in itr:
+        pass
+    assert validation(task, model, -1.0) == {"aggressive": 0}
+    assert model.aggressive_state[0] == OFF
+
+
 def test_switch_off_needs_the_valid_mi(data, tmp_path):
     trainer, task = make_trainer(data, tmp_path, "--aggressive")
     model = trainer.get_model()

@@ -118,26 +118,40 @@ def test_method_trains_and_resumes(method, data, tmp_path):
         assert torch.equal(params[key], theirs[key]), f"{key} differs after resume"
 
 
-def test_aggressive_mode_ends_when_valid_mi_falls_and_stays_off(data, tmp_path):
-    """Validation after every update: aggressive mode (inner steps > 0) lasts exactly
-    until the first validation whose MI is below the previous one (the first is
-    compared with 0, as He et al.), then stays off, also in a resumed run."""
+def test_aggressive_mode_ends_at_an_epoch_end_when_valid_mi_falls_and_stays_off(data,
+                                                                               tmp_path):
+    """Validation after every update, a few updates per epoch: only the validations at
+    epoch ends decide (He et al. check once per epoch). Aggressive mode (inner steps
+    > 0) lasts until the first epoch end whose MI is below the previous epoch end's
+    (the first is compared with 0), then stays off, also in a resumed run."""
     ck = tmp_path / "ck"
-    flags = ["--aggressive", "--pooling", "last", *LINEAR, "--validate-interval-updates", 1]
-    first = cu.train(data, ck, *flags, "--max-update", 8, cwd=tmp_path)
+    flags = ["--aggressive", "--pooling", "last", *LINEAR, "--validate-interval-updates", 1,
+             "--batch-size", 40, "--max-tokens", 10 ** 5,
+             "--required-batch-size-multiple", 1]
+    epochs = 4
+    first = cu.train(data, ck, *flags, "--max-epoch", epochs, cwd=tmp_path)
     rows = train_rows(first)
     valid = {int(r["valid_num_updates"]): r for r in cu.json_log(first.stdout, "valid")}
-    assert sorted(valid) == list(range(1, 9))
+    last = max(valid)
+    assert sorted(valid) == list(range(1, last + 1))
     mis = {k: r["valid_mi"] for k, r in valid.items()}
+    ends = [max(k for k in valid if valid[k]["epoch"] == e) for e in range(1, epochs + 1)]
+    assert ends == [last // epochs * e for e in range(1, epochs + 1)] and ends[0] > 1, ends
     off = [k for k in sorted(valid) if valid[k]["valid_aggressive"] == 0]
-    assert off, f"setup: the valid MI should fall within 8 validations: {mis}"
+    assert off, f"setup: the valid MI should fall at an epoch end within {epochs} epochs: {mis}"
     k_off = off[0]
-    assert off == list(range(k_off, 9)), "aggressive mode came back on"
+    assert k_off in ends, f"switched off by the mid-epoch validation at update {k_off}"
+    assert off == list(range(k_off, last + 1)), "aggressive mode came back on"
     previous = 0.0
-    for k in range(1, k_off):
-        assert mis[k] >= previous - 1e-3, f"update {k}: MI fell but aggressive stayed on"
+    for k in ends[:ends.index(k_off)]:
+        assert mis[k] >= previous - 1e-3, f"epoch end {k}: MI fell but aggressive stayed on"
         previous = mis[k]
     assert mis[k_off] <= previous + 1e-3  # the log rounds MI to 3 decimals
+    mid_epoch = [k for k in range(1, k_off) if k not in ends]
+    # the rule applied at every validation would have ended it at a mid-epoch one
+    assert any(mis[k] < mis[k - 1] for k in mid_epoch if k > 1), (
+        f"setup: no mid-epoch validation before {k_off} has a falling MI: {mis}")
+    assert first.stdout.count("goes on: mid-epoch validation") == len(mid_epoch)
     assert first.stdout.count("aggressive training ends: valid MI") == 1
     for k, row in rows.items():
         if k <= k_off:
@@ -145,10 +159,10 @@ def test_aggressive_mode_ends_when_valid_mi_falls_and_stays_off(data, tmp_path):
         else:
             assert row["inner_steps"] == 0, f"update {k}: inner loop after switch-off"
 
-    second = cu.train(data, ck, *flags, "--max-update", 10, cwd=tmp_path)
-    assert "Loaded checkpoint" in second.stdout and "@ 8 updates)" in second.stdout
+    second = cu.train(data, ck, *flags, "--max-epoch", epochs + 1, cwd=tmp_path)
+    assert "Loaded checkpoint" in second.stdout and f"@ {last} updates)" in second.stdout
     rows = train_rows(second)
-    assert sorted(rows) == [9, 10]
+    assert sorted(rows) == list(range(last + 1, last + ends[0] + 1))
     assert all(row["inner_steps"] == 0 for row in rows.values()), "switch-off lost on resume"
     assert all(r["valid_aggressive"] == 0 for r in cu.json_log(second.stdout, "valid"))
 

@@ -8,8 +8,9 @@ Autoencoders"), in fairseq's hooks:
 - ``train_step``: before the regular forward/backward, an inner loop of encoder-only
   updates on random training minibatches, logged as ``inner_steps`` (count per update);
 - ``optimizer_step``: while aggressive, the regular update steps the decoder only;
-- ``post_validate``: after each validation, aggressive mode ends for good once the
-  validation MI falls below the previous validation's (logged as ``valid_aggressive``).
+- ``post_validate``: after each validation at an epoch's end, aggressive mode ends for
+  good once the validation MI falls below the previous epoch's (logged as
+  ``valid_aggressive``); ``get_batch_iterator`` keeps the training iterator for this.
 
 Each hook delegates to ``fairseq_seqvae.aggressive.AggressiveTraining``.
 """
@@ -73,9 +74,9 @@ class SeqVAELanguageModelingConfig(FairseqDataclass):
         metadata={"help": "aggressive inference-network training (He et al. 2019): "
                   "before each update, update the encoder alone on random training "
                   "minibatches until its objective stops improving, then the decoder "
-                  "alone; switched off for good once the validation MI falls, checked at "
-                  "every validation, also those within an epoch (He et al. check once per "
-                  "epoch). Default off"},
+                  "alone; switched off for good once the validation MI at an epoch's end "
+                  "falls below the previous epoch's, as He et al. (validations within an "
+                  "epoch do not count). Default off"},
     )
     aggressive_check_steps: int = field(
         default=15,
@@ -235,6 +236,14 @@ class SeqVAELanguageModelingTask(FairseqTask):
             self.aggressive_training.optimizer_step(optimizer, model)
         else:
             optimizer.step()
+
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        """fairseq's batch iterator; with --aggressive, the training set's is kept so
+        that the switch-off rule can tell an epoch's end from a mid-epoch validation."""
+        itr = super().get_batch_iterator(dataset, *args, **kwargs)
+        if self.aggressive_training is not None and dataset is self.datasets.get("train"):
+            self.aggressive_training.train_iterator = itr
+        return itr
 
     def begin_valid_epoch(self, epoch, model):
         if self.aggressive_training is not None:
