@@ -19,6 +19,9 @@ Cheung (2019):
 |           |                | are consecutive sentences in length order, as in the reference;|
 |           |                | averaged over the k samples (He et al. draw one: same          |
 |           |                | expectation, in [0, log batch size], less noise)               |
+| mi_split  | nats           | the same estimate with q(z) the mixture of the whole split's   |
+|           |                | posteriors, one sample per sentence, as Li et al. (2019)'s     |
+|           |                | code: in [0, log sentences]                                    |
 | au        | count          | dimensions with Var_x(E_q[z_d]) >= --au-threshold (0.01)       |
 | feat_var  | -              | encoder-feature dispersion: variance across the split of each  |
 |           |                | pooled encoder feature (what the posterior is computed from),  |
@@ -176,6 +179,7 @@ class SplitStats:
         self.sentences = self.tokens = 0
         self.nll = self.rec = self.kl = self.mi = 0.0
         self.mean_sum = self.mean_sq_sum = self.feat_sum = self.feat_sq_sum = 0.0
+        self.posteriors = []  # (mean, logvar, first sample) of every batch, for mi_split
 
     def add(self, batch, weights):
         bsz = batch["nsentences"]
@@ -188,6 +192,7 @@ class SplitStats:
             return
         self.kl += gaussian_kl(mean, logvar).sum().item()
         self.mi += mutual_information(mean, logvar, weights["z"]).item() * bsz
+        self.posteriors.append((mean.cpu(), logvar.cpu(), weights["z"][:, 0].cpu()))
         mean64, feat64 = mean.double(), weights["pooled"].double()
         self.mean_sum = self.mean_sum + mean64.sum(0)
         self.mean_sq_sum = self.mean_sq_sum + mean64.pow(2).sum(0)
@@ -208,8 +213,10 @@ class SplitStats:
         }
         if latent_dim > 0:
             feat_var = (self.feat_sq_sum - self.feat_sum.pow(2) / n) / max(1, n - 1)
+            mean, logvar, z = (torch.cat(parts).double() for parts in zip(*self.posteriors))
             out.update({
                 "mi": self.mi / n,
+                "mi_split": mutual_information(mean, logvar, z).item(),
                 "au": active_units(self.mean_sum, self.mean_sq_sum, n, au_threshold),
                 "feat_var": feat_var.mean().item(),
             })

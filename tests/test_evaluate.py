@@ -157,7 +157,7 @@ def test_seqvae_eval_table_and_json(trained_vae, lm_checkpoint, tmp_path):
     assert "30 sentences" in table and "k = 20 importance samples" in table
     assert "MI over batches of 32" in table
     header = next(line for line in table.splitlines() if "IW-NLL" in line)
-    for column in ("PPL", "-ELBO", "KL", "MI", "AU", "feat-var"):
+    for column in ("PPL", "-ELBO", "KL", "MI", "MI (split)", "AU", "feat-var"):
         assert column in header
     assert len([line for line in table.splitlines() if "checkpoint_best.pt" in line]) >= 2
 
@@ -176,6 +176,12 @@ def test_seqvae_eval_table_and_json(trained_vae, lm_checkpoint, tmp_path):
     assert r["elbo"] >= r["iw_nll"] - 0.05  # up to sampling noise
     assert 0 <= r["au"] <= r["latent_dim"] == 4
     assert -1e-3 <= r["mi"] <= math.log(8) + 1e-3
+    # MI (split): q(z) over all 30 posteriors, whatever the batch size, one sample each;
+    # so with one batch of all 30 and k = 1 it is the batch MI itself
+    assert -0.05 <= r["mi_split"] <= math.log(30) + 1e-3  # one sample: noisier than "mi"
+    (one_batch,) = json_results(seqvae_eval(trained_vae.data, "--path", vae, "-k", 1,
+                                            "--batch-size", 30, "--json", cwd=tmp_path))
+    assert one_batch["mi_split"] == pytest.approx(one_batch["mi"], abs=1e-5)  # fp64 vs fp32
     assert r["feat_var"] >= 0
     # how long the evaluated checkpoint was trained, as fairseq recorded it
     state = torch.load(vae / "checkpoint_best.pt", map_location="cpu", weights_only=False)
@@ -194,7 +200,7 @@ def test_seqvae_eval_lm_matches_fairseq_validate(trained_vae, lm_checkpoint, tmp
                    *cu.validate_args(trained_vae.data, lm_checkpoint, "--valid-subset", "test")],
                   tmp_path)
     (theirs,) = cu.json_log(proc.stdout + proc.stderr, "test")
-    assert "mi" not in ours and ours["kl"] == 0
+    assert "mi" not in ours and "mi_split" not in ours and ours["kl"] == 0
     assert ours["ppl"] == pytest.approx(theirs["test_ppl"], abs=0.006)
     assert ours["iw_nll"] == pytest.approx(theirs["test_elbo"], abs=6e-4)  # nats/sentence
     assert ours["elbo"] == pytest.approx(ours["iw_nll"], abs=1e-9)

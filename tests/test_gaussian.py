@@ -132,14 +132,26 @@ def test_mutual_information_has_the_expectation_of_he_et_al(seed):
     assert ours > 0.3  # the test would not tell 0 from 0
 
 
-def test_mutual_information_separated_posteriors_reach_log_batch_size():
+@pytest.mark.parametrize("max_elements", [1 << 24, 5000])  # one chunk; chunks of 1 row
+def test_mutual_information_separated_posteriors_reach_log_batch_size(max_elements):
     bsz, dim = 1024, 3
     mean = torch.zeros(bsz, dim, dtype=torch.float64)
     mean[:, 0] = 50.0 * torch.arange(bsz)
     logvar = torch.full((bsz, dim), -2.0, dtype=torch.float64)
     torch.manual_seed(0)
-    mi = mutual_information(mean, logvar, reparameterize(mean, logvar)).item()
+    mi = mutual_information(mean, logvar, reparameterize(mean, logvar), max_elements).item()
     assert mi == pytest.approx(math.log(bsz), abs=1e-9)
+
+
+@pytest.mark.parametrize("max_elements", [1, 700, 10_000])
+def test_mutual_information_in_chunks_is_the_same(max_elements):
+    """A whole split's MI (thousands of posteriors) is taken in chunks of rows."""
+    mean, logvar = _random_posterior(37, 4, seed=1, mean_scale=2.0)
+    z = _samples(mean, logvar, 3, seed=1)
+    whole = mutual_information(mean, logvar, z).item()
+    chunked = mutual_information(mean, logvar, z, max_elements).item()
+    assert chunked == pytest.approx(whole, rel=1e-12, abs=1e-12)
+    assert chunked == pytest.approx(_mi_loop(mean, logvar, z), rel=1e-9)
 
 
 def test_mutual_information_identical_posteriors_is_zero():

@@ -38,7 +38,8 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
 
 
-def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor):
+def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
+                       max_elements: int = 1 << 24):
     """He et al. (2019)'s minibatch estimate of I(x; z) under q(x, z), in nats.
 
     I = E_x E_{q(z|x)}[log q(z|x) - log q(z)], with the aggregate posterior q(z)
@@ -47,22 +48,32 @@ def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor
     depends on the batch size. He et al.'s code takes E[log q(z|x)] in closed form
     (minus the entropy); here it is taken on the same samples as log q(z), which has
     the same expectation but much less noise: every term is at most log B, and
-    identical posteriors give exactly 0.
+    identical posteriors give exactly 0. Given a whole split's posteriors (B = N),
+    it is Li et al. (2019)'s estimate, whose q(z) is the mixture over the split.
 
     Args:
         mean, logvar: B x Z posterior parameters
         z: B x Z or B x S x Z, samples from each posterior
+        max_elements: the most B x S x B x Z density terms held at once (the rows of
+            ``z`` are taken in chunks), so a large B fits in memory
     Returns:
         scalar tensor
     """
     bsz = mean.size(0)
     if z.dim() == 2:
         z = z.unsqueeze(1)  # B x 1 x Z
-    # log q(z_is | x_j) for every sample and posterior: B x S x B
-    log_density = gaussian_log_density(z.unsqueeze(2), mean[None, None], logvar[None, None])
-    own = log_density.diagonal(dim1=0, dim2=2).transpose(0, 1)  # B x S: log q(z_is | x_i)
-    log_qz = torch.logsumexp(log_density, dim=2) - math.log(bsz)  # B x S
-    return (own - log_qz).mean()
+    rows = max(1, max_elements // max(1, z.size(1) * mean.numel()))
+    total = 0.0
+    for start in range(0, bsz, rows):
+        part = z[start:start + rows]  # C x S x Z
+        # log q(z_cs | x_j) for every sample of the chunk and every posterior: C x S x B
+        log_density = gaussian_log_density(part.unsqueeze(2), mean[None, None],
+                                           logvar[None, None])
+        own = log_density[..., start:start + part.size(0)]  # C x S x C
+        own = own.diagonal(dim1=0, dim2=2).transpose(0, 1)  # C x S: log q(z_cs | x_c)
+        log_qz = torch.logsumexp(log_density, dim=2) - math.log(bsz)  # C x S
+        total = total + (own - log_qz).sum()
+    return total / (bsz * z.size(1))
 
 
 # a latent dimension is active when the variance of its posterior mean across the data
