@@ -80,6 +80,7 @@ def build_criterion(dictionary, **overrides):
         kl_cycle_ratio=0.5,
         kl_num_cycles=0,
         free_bits=0.0,
+        free_bits_mode="batch",
         sentence_avg=False,
     )
     kw.update(overrides)

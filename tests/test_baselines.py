@@ -44,6 +44,9 @@ METHODS = {
     "linear_free_bits": (["--pooling", "max", *LINEAR, "--free-bits", 0.5], linear_beta, 0.5),
     "cyclical_free_bits": (["--pooling", "last", *CYCLICAL, "--free-bits", 0.25],
                            cyclical_beta, 0.25),
+    # Li et al. 2019's rule: each sentence's KL in each dimension
+    "sentence_free_bits": (["--pooling", "last", *LINEAR, "--free-bits", 0.5,
+                            "--free-bits-mode", "sentence"], linear_beta, 0.5),
     "bn_vae": (["--pooling", "mean", *LINEAR, "--bn-gamma", 0.6], linear_beta, 0.0),
     # a constant-beta phase of 2 updates before the warm-up
     "linear_hold": (["--pooling", "max", *LINEAR, "--kl-hold-updates", 2],

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.logging.meters import AverageMeter, SumMeter
+from omegaconf import OmegaConf
 from torch.distributions import Normal, kl_divergence
 
 import fairseq_seqvae.criterions.seqvae_elbo as seqvae_elbo
@@ -295,6 +296,41 @@ def test_free_bits_clamps_each_dimension(make_model, make_criterion, make_batch,
     assert kl_dim.sum() < expected
     loss, _, log = _run(make_criterion(kl_max=1.0, free_bits=fb), model, sample)
     _assert_close(loss - log["rec"], expected, "kl objective")
+
+
+def test_free_bits_per_sentence_clamps_each_sentence_and_dimension(
+    make_model, make_criterion, make_batch, sentences
+):
+    """--free-bits-mode sentence (Li et al. 2019's code): max(lambda, KL_bd) for each
+    sentence b and dimension d, which is more than the batch rule's max(B lambda, sum_b KL_bd)
+    when a dimension's KL is below lambda in some sentences and above it in others."""
+    model = make_model(init_scale=0.5)
+    model.train()
+    sample = make_batch(sentences)
+    net = sample["net_input"]
+    with torch.no_grad():
+        enc = model.encoder(net["src_tokens"], net["src_lengths"], sample_z=False)
+    q = Normal(enc["mean"].double(), torch.exp(0.5 * enc["logvar"].double()))
+    kl = kl_divergence(q, Normal(0.0, 1.0))  # B x Z
+    fb = kl.median().item()  # half of the (sentence, dimension) pairs below
+    expected = kl.clamp(min=fb).sum()
+    batch_rule = kl.sum(0).clamp(min=fb * len(LENGTHS)).sum()
+    assert expected > batch_rule + 1e-3
+    loss, _, log = _run(make_criterion(kl_max=1.0, free_bits=fb, free_bits_mode="sentence"),
+                        model, sample)
+    _assert_close(loss - log["rec"], expected, "kl objective")
+    _assert_close(log["kl"], kl.sum(), "kl")  # the logged kl is the true KL
+
+
+def test_criterion_builds_from_a_checkpoint_config_without_free_bits_mode(task):
+    """A checkpoint saved before --free-bits-mode existed stores a criterion config without
+    it; fairseq builds the criterion from that config (scripts/grad_norms.py does), which
+    then keeps the batch rule those runs trained with."""
+    fields = dict(_name="seqvae_elbo", kl_schedule="constant", kl_start=0.0, kl_max=1.0,
+                  kl_warmup_updates=100, kl_hold_updates=0, kl_cycle_updates=100,
+                  kl_cycle_ratio=0.5, kl_num_cycles=0, free_bits=0.5, sentence_avg=True)
+    criterion = SeqVAEELBOCriterion.build_criterion(OmegaConf.create(fields), task)
+    assert criterion.free_bits_mode == "batch" and criterion.free_bits == 0.5
 
 
 def test_criterion_rejects_bad_config(make_criterion):

@@ -85,8 +85,15 @@ class SeqVAEELBOConfig(FairseqDataclass):
     free_bits: float = field(
         default=0.0,
         metadata={"help": "free-bits target per latent dimension, in nats per sentence: "
-                  "a dimension's KL, averaged over the minibatch, is not penalized below "
-                  "this (Kingma et al. 2016; Li et al. 2019). Default 0 (off)"},
+                  "a dimension's KL (see --free-bits-mode) is not penalized below this "
+                  "(Kingma et al. 2016; Li et al. 2019). Default 0 (off)"},
+    )
+    free_bits_mode: ChoiceEnum(["batch", "sentence"]) = field(
+        default="batch",
+        metadata={"help": "what --free-bits holds at its target: 'batch', each dimension's "
+                  "KL averaged over the minibatch (Kingma et al. 2016); 'sentence', each "
+                  "sentence's KL in each dimension, the rule of Li et al. 2019's code "
+                  "(their total target / latent dim is --free-bits). Default batch"},
     )
     sentence_avg: bool = II("optimization.sentence_avg")
 
@@ -95,7 +102,7 @@ class SeqVAEELBOConfig(FairseqDataclass):
 class SeqVAEELBOCriterion(FairseqCriterion):
     def __init__(self, task, kl_schedule, kl_start, kl_max, kl_warmup_updates,
                  kl_hold_updates, kl_cycle_updates, kl_cycle_ratio, kl_num_cycles, free_bits,
-                 sentence_avg):
+                 sentence_avg, free_bits_mode="batch"):  # a default for older checkpoints
         super().__init__(task)
         if kl_schedule == "cyclical" and kl_cycle_updates < 1:
             raise ValueError("--kl-cycle-updates must be at least 1")
@@ -116,6 +123,7 @@ class SeqVAEELBOCriterion(FairseqCriterion):
             num_cycles=kl_num_cycles,
         )
         self.free_bits = free_bits
+        self.free_bits_mode = free_bits_mode
         self.sentence_avg = sentence_avg
 
     def kl_weight(self, num_updates: int) -> float:
@@ -132,7 +140,10 @@ class SeqVAEELBOCriterion(FairseqCriterion):
         mean, logvar = extra["mean"].float(), extra["logvar"].float()  # B x Z
         kl_per_dim = gaussian_kl(mean, logvar)
         kl = kl_per_dim.sum()
-        if self.free_bits > 0:
+        if self.free_bits > 0 and self.free_bits_mode == "sentence":
+            # Li et al. 2019's code: max(lambda, KL_bd) per sentence b and dimension d
+            kl_objective = kl_per_dim.clamp(min=self.free_bits).sum()
+        elif self.free_bits > 0:
             # Kingma et al. 2016: max(lambda, minibatch-mean KL_d) per dimension,
             # here as a sum over the B sentences
             bsz = mean.size(0)
