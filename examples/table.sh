@@ -23,7 +23,7 @@
 # Re-running resumes: a run whose .eval.log holds a result is done; one whose .log says
 # fairseq-train finished ("done training in") is evaluated; the others are resumed from their
 # checkpoints (examples/train.sh resumes), then evaluated. Extra flags go to every
-# examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0).
+# examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0), after all of the options above.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${SEQVAE_VENV:-$ROOT/.venv}/bin/python"
@@ -50,6 +50,14 @@ while [[ $# -gt 0 ]]; do
         --cpu) DEVICE=(--cpu); shift ;;
         --eval-flags) read -r -a EVAL_FLAGS <<< "$2"; shift 2 ;;
         *) break ;;
+    esac
+done
+for arg in "$@"; do  # the rest goes to every run: an option of ours there would be lost
+    case "$arg" in
+        --dataset|--methods|--seeded|--seeds|--jobs|-k|--data-bin|--checkpoints|--eval-flags)
+            echo "error: $arg comes after the first fairseq-train flag ($1), so it would go to" \
+                 "every run's fairseq-train: put table.sh's options first" >&2
+            exit 2 ;;
     esac
 done
 [[ -n "$DATASET" ]] || { echo "error: --dataset is required (ptb, yahoo or yelp)" >&2; exit 2; }

@@ -180,6 +180,12 @@ def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_pat
     proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
                          "--data-bin", root / "bin", "--methods", "lm vq"], tmp_path)
     assert "unknown method 'vq' in --methods" in proc.stderr
+    # table.sh's own options after a fairseq-train flag would reach fairseq-train: refused
+    proc = cu.run_fails(["bash", PIPELINE / "table.sh", "--dataset", "yelp",
+                         "--data-bin", root / "bin", "--bf16-autocast", "--methods", "lm"],
+                        tmp_path)
+    assert "--methods comes after the first fairseq-train flag (--bf16-autocast)" in proc.stderr
+    assert "training" not in proc.stderr
 
 
 def test_results_table_means_seeds_and_adds_published(tmp_path):
