@@ -281,15 +281,20 @@ def test_free_bits_large_gives_constant_objective_and_no_kl_gradient(
     assert diff > 1e-4, "with free bits 0 the KL must push the encoder"
 
 
-def test_free_bits_clamps_each_dimension(make_model, make_criterion, make_batch, sentences):
-    model = make_model(init_scale=0.5)
-    model.train()
-    sample = make_batch(sentences)
+def _posterior_kl(model, sample):
+    """KL(q(z|x) || N(0, I)) of each sentence and dimension (B x Z), in float64."""
     net = sample["net_input"]
     with torch.no_grad():
         enc = model.encoder(net["src_tokens"], net["src_lengths"], sample_z=False)
     q = Normal(enc["mean"].double(), torch.exp(0.5 * enc["logvar"].double()))
-    kl_dim = kl_divergence(q, Normal(0.0, 1.0)).sum(0)  # Z, summed over sentences
+    return kl_divergence(q, Normal(0.0, 1.0))
+
+
+def test_free_bits_clamps_each_dimension(make_model, make_criterion, make_batch, sentences):
+    model = make_model(init_scale=0.5)
+    model.train()
+    sample = make_batch(sentences)
+    kl_dim = _posterior_kl(model, sample).sum(0)  # Z, summed over sentences
     bsz = len(LENGTHS)
     fb = (kl_dim.sort().values[1:3].mean() / bsz).item()  # some dims below, some above
     expected = kl_dim.clamp(min=fb * bsz).sum()
@@ -307,11 +312,7 @@ def test_free_bits_per_sentence_clamps_each_sentence_and_dimension(
     model = make_model(init_scale=0.5)
     model.train()
     sample = make_batch(sentences)
-    net = sample["net_input"]
-    with torch.no_grad():
-        enc = model.encoder(net["src_tokens"], net["src_lengths"], sample_z=False)
-    q = Normal(enc["mean"].double(), torch.exp(0.5 * enc["logvar"].double()))
-    kl = kl_divergence(q, Normal(0.0, 1.0))  # B x Z
+    kl = _posterior_kl(model, sample)  # B x Z
     fb = kl.median().item()  # half of the (sentence, dimension) pairs below
     expected = kl.clamp(min=fb).sum()
     batch_rule = kl.sum(0).clamp(min=fb * len(LENGTHS)).sum()
