@@ -22,7 +22,8 @@
 # earlier ones, are <checkpoints>/<dataset>-test.jsonl and the table <dataset>-table.md.
 # Re-running resumes: a run whose .eval.log holds a result is done; one whose .log says
 # fairseq-train finished ("done training in") is evaluated; the others are resumed from their
-# checkpoints (examples/train.sh resumes), then evaluated. Extra flags go to every
+# checkpoints (examples/train.sh resumes), then evaluated; a stopped evaluation continues where
+# it stopped (seqvae-eval --resume). Extra flags go to every
 # examples/train.sh call (e.g. --bf16-autocast, --lr-patience 0), after all of the options above.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -115,8 +116,8 @@ train_and_evaluate() {
     fi
     log "$name: trained; evaluating with k = $K"
     if ! bash "$ROOT/examples/eval.sh" --dataset "$DATASET" --methods "$method" --seeds "$seed" \
-            --data-bin "$DATA_BIN" --checkpoints "$CHECKPOINTS" -k "$K" --json "${DEVICE[@]}" \
-            "${EVAL_FLAGS[@]}" > "$run.eval.log" 2>&1; then
+            --data-bin "$DATA_BIN" --checkpoints "$CHECKPOINTS" -k "$K" --json --resume \
+            "${DEVICE[@]}" "${EVAL_FLAGS[@]}" > "$run.eval.log" 2>&1; then
         log "$name: evaluation failed; see $run.eval.log"
         return 1
     fi

@@ -34,7 +34,7 @@ these for checkpoints; ``SeqVAE.score`` uses ``iw_log_likelihood``.
 
 import math
 import sys
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -234,21 +234,52 @@ def length_sorted_batches(dataset, batch_size: int):
 @torch.no_grad()
 def evaluate_dataset(model, dataset, k: int = DEFAULT_K, batch_size: int = DEFAULT_BATCH_SIZE,
                      max_tokens: int = DEFAULT_MAX_TOKENS, au_threshold: float = AU_THRESHOLD,
-                     device="cpu", progress: bool = False,
-                     precision: str = "fp32") -> Dict[str, float]:
-    """All the metrics of the module docstring over a ``SentenceDataset``."""
+                     device="cpu", progress: bool = False, precision: str = "fp32",
+                     state: Optional[Dict] = None,
+                     after_batch: Optional[Callable[[Dict], None]] = None) -> Dict[str, float]:
+    """All the metrics of the module docstring over a ``SentenceDataset``.
+
+    ``after_batch``, when given, is called after every batch with the evaluation so far:
+    ``{"batches", "sentences", "stats", "rng"}`` (the batches done, their sums and the
+    random state after them). Passing that dict back as ``state`` continues the evaluation
+    where it stopped, with the result an uninterrupted one gives.
+    """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     model.eval()
-    stats = SplitStats()
+    stats, done = SplitStats(), 0
+    if state is not None:
+        for key, value in state["stats"].items():  # the sums back on the device
+            setattr(stats, key, value.to(device) if torch.is_tensor(value) else value)
+        done = state["batches"]
+        set_rng_state(state["rng"])
     bar = tqdm(total=len(dataset), unit="sent", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-    for batch in length_sorted_batches(dataset, batch_size):
+               dynamic_ncols=True, initial=stats.sentences)
+    for i, batch in enumerate(length_sorted_batches(dataset, batch_size)):
+        if i < done:
+            continue
         batch = move_to(batch, device)
         stats.add(batch, importance_weights(model, batch, k, max_tokens, precision))
         bar.update(batch["nsentences"])
+        if after_batch is not None:
+            after_batch({"batches": i + 1, "sentences": stats.sentences,
+                         "stats": dict(vars(stats)), "rng": rng_state(device)})
     bar.close()
     return stats.result(model.encoder.latent_dim, au_threshold)
+
+
+def rng_state(device) -> Dict[str, Tensor]:
+    """The random state the importance samples are drawn from (CPU, and CUDA's on CUDA)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Dict[str, Tensor]):
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def load_split(task, split: str, max_sentences: int = 0):

@@ -4,7 +4,10 @@ the bounds it must respect, and ``seqvae-eval`` end to end on a trained checkpoi
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -216,6 +219,42 @@ def test_seqvae_eval_max_sentences_and_bf16(trained_vae, tmp_path):
     assert bf16["iw_nll"] == pytest.approx(r["iw_nll"], abs=0.05)
     assert r["sentences"] == 7
     assert r["tokens"] == sum(len(line.split()) + 1 for line in trained_vae.test_lines[:7])
+
+
+def test_seqvae_eval_resume_continues_a_stopped_evaluation(trained_vae, tmp_path):
+    """--resume: an evaluation killed mid-way continues from its state file and gives
+    the uninterrupted result; other settings are refused; the file goes at the end."""
+    (tmp_path / "ck").mkdir()
+    checkpoint = tmp_path / "ck" / "checkpoint_best.pt"
+    shutil.copy(trained_vae.save_dir / "checkpoint_best.pt", checkpoint)
+    state = tmp_path / "ck" / "checkpoint_best.eval-state.pt"
+    args = [trained_vae.data, "--path", checkpoint, "-k", 3000, "--batch-size", 1, "--json",
+            "--resume"]
+    whole = seqvae_eval(*args, cwd=tmp_path)
+    assert "30 of 30 sentences" in whole.stderr  # progress in the log, without a terminal
+    assert not state.exists()
+
+    proc = subprocess.Popen([cu.console_script("seqvae-eval"), *map(str, args)], cwd=tmp_path,
+                            env=cu._env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + cu.DEFAULT_TIMEOUT
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.001)
+    proc.kill()
+    proc.wait()
+    done = torch.load(state, weights_only=True)["sentences"]
+    assert 0 < done < 30, "the evaluation was not stopped mid-way"
+
+    other = seqvae_eval(*args[:4], 100, *args[5:], cwd=tmp_path, expect_ok=False)
+    assert "holds a partial evaluation with other settings" in other.stderr
+    assert "k: 3000 there, 100 now" in other.stderr and "Traceback" not in other.stderr
+
+    resumed = seqvae_eval(*args, cwd=tmp_path)
+    assert f"resuming after {done} of 30 sentences" in resumed.stderr
+    (a,), (b,) = json_results(whole), json_results(resumed)
+    assert b.pop("resumed_after_sentences") == done
+    assert {k: v for k, v in a.items() if k != "seconds"} == {
+        k: v for k, v in b.items() if k != "seconds"}
+    assert not state.exists()
 
 
 def test_seqvae_eval_bad_input(trained_vae, tmp_path):

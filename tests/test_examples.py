@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cli_utils as cu
 import pytest
+import torch
 
 EXAMPLE = cu.REPO / "examples" / "ptb" / "train.sh"
 
@@ -171,6 +172,18 @@ def test_table_trains_every_row_in_parallel_and_evaluates(yelp_pipeline, tmp_pat
     assert "yelp-lm-s1: trained before" in again.stderr, again.stderr
     assert "yelp-lm-s1: done" in again.stderr and "training" not in again.stderr
     assert again.stdout == proc.stdout
+    # evaluations run with seqvae-eval --resume: a stopped one's state file is read (this
+    # one, from other settings, is refused), and the table says which evaluation failed
+    (ck / "yelp-last-s1.eval.log").unlink()
+    stale = ck / "yelp-last-s1" / "checkpoint_best.eval-state.pt"
+    torch.save({"settings": {"k": 7}}, stale)
+    failed = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": "1"}, expect_ok=False)
+    assert "yelp-last-s1: evaluation failed" in failed.stderr, failed.stderr
+    assert "holds a partial evaluation with other settings" in (
+        ck / "yelp-last-s1.eval.log").read_text()
+    stale.unlink()
+    again = cu.run(args, tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert "yelp-last-s1: done" in again.stderr and again.stdout == proc.stdout
     # another invocation adds its runs to the table: the earlier ones still count
     mean_only = ["mean" if a == "lm last max" else a for a in args]
     more = cu.run(mean_only, tmp_path, env={"OMP_NUM_THREADS": "1"})

@@ -9,6 +9,7 @@ units and definitions are in ``fairseq_seqvae.scoring``.
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from typing import Dict, List, Optional
@@ -26,6 +27,8 @@ from fairseq_seqvae.scoring import (
     evaluate_dataset,
     load_split,
 )
+
+logger = logging.getLogger("seqvae-eval")
 
 # ---- command line -------------------------------------------------------------------
 
@@ -86,6 +89,12 @@ def get_parser() -> argparse.ArgumentParser:
                         "computes in fp32 and rounds each token's log-probability to bf16, "
                         "every sum is float64; faster where the CPU or GPU has bfloat16 "
                         "units; accuracy in docs/PERFORMANCE.md)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep each checkpoint's evaluation so far in "
+                        "<checkpoint>.eval-state.pt after every batch, and continue from "
+                        "that file when it exists, with the result an uninterrupted run "
+                        "gives (for long evaluations that may be stopped); the file is "
+                        "deleted when the evaluation finishes")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even if CUDA is available")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per checkpoint instead of the table")
@@ -97,17 +106,80 @@ def checkpoint_paths(paths: List[str]) -> List[str]:
     return [p for arg in paths for p in arg.split(":") if p]
 
 
+def state_file(checkpoint: str) -> str:
+    """Where ``--resume`` keeps a checkpoint's evaluation so far."""
+    return os.path.splitext(checkpoint)[0] + ".eval-state.pt"
+
+
+def result_settings(path: str, args, device: str) -> Dict:
+    """What a resumed evaluation must share with the one it continues: the checkpoint
+    file as it was, and every setting that changes the result."""
+    stat = os.stat(path)
+    return {"checkpoint_bytes": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns,
+            "data": os.path.abspath(args.data), "device": device,
+            **{key: getattr(args, key) for key in (
+                "split", "max_sentences", "k", "batch_size", "max_tokens", "seed", "precision")}}
+
+
+def load_state(path: str, settings: Dict) -> Optional[Dict]:
+    """The evaluation so far that ``--resume`` saved for this checkpoint, if any."""
+    if not os.path.exists(path):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    differ = {key: (state["settings"].get(key), value) for key, value in settings.items()
+              if state["settings"].get(key) != value}
+    if differ:
+        raise ValueError(
+            f"{path} holds a partial evaluation with other settings or another version of the "
+            "checkpoint (" + ", ".join(f"{key}: {old} there, {new} now"
+                                        for key, (old, new) in differ.items())
+            + "): rerun with its settings, or delete it to evaluate from the start")
+    return state
+
+
+def save_state(path: str, state: Dict):
+    """Written whole or not at all: a stop while saving leaves the previous state."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def evaluate_checkpoint(path: str, args) -> Dict:
     device = "cpu" if args.cpu or not torch.cuda.is_available() else "cuda"
     vae = SeqVAE.from_pretrained(path, args.data, device=device)
     dataset = load_split(vae.task, args.split, args.max_sentences)
     torch.manual_seed(args.seed)
-    start = time.time()
+    saved, settings, state = state_file(path), None, None
+    if args.resume:
+        settings = result_settings(path, args, device)
+        state = load_state(saved, settings)
+    if state:
+        logger.info(f"{path}: resuming after {state['sentences']} of {len(dataset)} "
+                    f"sentences ({saved})")
+    before = state["seconds"] if state else 0.0  # evaluation time before the resume
+    start, total = time.time(), max(1, len(dataset))
+    bar = not args.no_progress_bar and sys.stderr.isatty()
+    logged_tenths = state["sentences"] * 10 // total if state else 0
+
+    def after_batch(so_far: Dict):
+        nonlocal logged_tenths
+        seconds = before + time.time() - start
+        if args.resume:
+            save_state(saved, {**so_far, "settings": settings, "seconds": seconds})
+        tenths = so_far["sentences"] * 10 // total
+        if not bar and tenths > logged_tenths:  # progress in the log, every tenth of the split
+            logged_tenths = tenths
+            logger.info(f"{path}: {so_far['sentences']} of {len(dataset)} sentences, "
+                        f"{seconds:.0f} s")
+
     result = evaluate_dataset(
         vae.model, dataset, k=args.k, batch_size=args.batch_size, max_tokens=args.max_tokens,
         au_threshold=args.au_threshold, device=device,
-        progress=not args.no_progress_bar and sys.stderr.isatty(), precision=args.precision,
+        progress=bar, precision=args.precision, state=state, after_batch=after_batch,
     )
+    if args.resume and os.path.exists(saved):
+        os.remove(saved)
+    if state:
+        result["resumed_after_sentences"] = state["sentences"]
     result.update({
         "checkpoint": path,
         "split": args.split,
@@ -117,7 +189,7 @@ def evaluate_checkpoint(path: str, args) -> Dict:
         "seed": args.seed,
         "device": device,
         "precision": args.precision,
-        "seconds": round(time.time() - start, 2),
+        "seconds": round(before + time.time() - start, 2),
         **vae.progress,  # how long the checkpoint was trained
     })
     pretrain = pretrain_seconds(vae.cfg, path)
