@@ -33,6 +33,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
 from fairseq_seqvae import aggressive
+from fairseq_seqvae.data import background_loading
 from fairseq_seqvae.data.sentence_dataset import SentenceDataset
 
 logger = logging.getLogger(__name__)
@@ -239,7 +240,10 @@ class SeqVAELanguageModelingTask(FairseqTask):
 
     def get_batch_iterator(self, dataset, *args, **kwargs):
         """fairseq's batch iterator; with --aggressive, the training set's is kept so
-        that the switch-off rule can tell an epoch's end from a mid-epoch validation."""
+        that the switch-off rule can tell an epoch's end from a mid-epoch validation.
+        Its background loader threads are stopped cleanly at exit (see
+        ``fairseq_seqvae.data.background_loading``)."""
+        background_loading.stop_loaders_at_exit()
         itr = super().get_batch_iterator(dataset, *args, **kwargs)
         if self.aggressive_training is not None and dataset is self.datasets.get("train"):
             self.aggressive_training.train_iterator = itr
