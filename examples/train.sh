@@ -86,14 +86,16 @@ if [[ ! -f "$DATA_BIN/dict.txt" ]]; then
 fi
 
 # train DIR [flags...]: fairseq-train into DIR; the method's flags come after the shared ones, so
-# they override them (cyclical's schedule)
+# they override them (cyclical's schedule). Batches are loaded in the training process
+# (--num-workers 0): fairseq's default worker process, forked from the grown trainer, tripled a
+# Yahoo-size run's memory at no gain in speed (docs/PERFORMANCE.md#memory)
 train() {
     "${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
         --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
         --kl-schedule linear --kl-start 0.1 --kl-max 1.0 --kl-warmup-updates "$EPOCHS_10" \
         --optimizer sgd --lr 1.0 --clip-norm 5.0 --batch-size 32 --batch-size-valid 32 --sentence-avg \
         --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
-        --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" \
+        --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" --num-workers 0 \
         --save-dir "$1" --tensorboard-logdir "$1/tb" \
         --log-format simple --log-interval 100 "${METHOD_FLAGS[@]}" "${@:2}"
 }
