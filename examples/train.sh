@@ -87,8 +87,8 @@ fi
 
 # train DIR [flags...]: fairseq-train into DIR; the method's flags come after the shared ones, so
 # they override them (cyclical's schedule). Batches are loaded in the training process
-# (--num-workers 0): fairseq's default worker process, forked from the grown trainer, more than
-# tripled a Yahoo-size run's memory at no gain in speed (docs/PERFORMANCE.md#memory)
+# (--num-workers 0): fairseq's default worker process, forked from the grown trainer, added about
+# 6 GiB to a Yahoo-size run at no gain in speed (docs/PERFORMANCE.md#memory)
 train() {
     "${SEQVAE_VENV:-$ROOT/.venv}/bin/fairseq-train" "$DATA_BIN" --user-dir "$ROOT/fairseq_seqvae" \
         --task seqvae_language_modeling --criterion seqvae_elbo --arch "$ARCH" \
