@@ -43,8 +43,10 @@ done
 # per-sentence losses; fairseq's default per-token average is a ~20x smaller step), beta linearly from 0.1 to 1 over the first 10 epochs, lr halved after 5 epochs without
 # a better validation loss, stop after the 5th halving (lr 1 / 2^5 <= 0.04), at most 100 epochs
 case "$DATASET" in
-    ptb) ARCH=seqvae_lstm_ptb; EPOCHS_10=13000 ;;            # 10 epochs of 1,316 batches
-    yahoo|yelp) ARCH=seqvae_lstm_yahoo; EPOCHS_10=31000 ;;   # 10 epochs of 100k sentences / 32
+    ptb) ARCH=seqvae_lstm_ptb; EPOCHS_10=13000; SIZE_FLAGS=() ;;   # 10 epochs of 1,316 batches
+    # 10 epochs of 100k sentences / 32; at this size glibc's heap grows to gigabytes of free
+    # memory unless trimmed (docs/PERFORMANCE.md#memory)
+    yahoo|yelp) ARCH=seqvae_lstm_yahoo; EPOCHS_10=31000; SIZE_FLAGS=(--malloc-trim-seconds 10) ;;
     *) echo "error: --dataset must be ptb, yahoo or yelp (got '$DATASET')" >&2; exit 2 ;;
 esac
 
@@ -97,7 +99,7 @@ train() {
         --lr-scheduler reduce_lr_on_plateau --lr-shrink 0.5 --lr-patience 4 --stop-min-lr 0.04 \
         --max-epoch 100 --best-checkpoint-metric elbo --seed "$SEED" --num-workers 0 \
         --save-dir "$1" --tensorboard-logdir "$1/tb" \
-        --log-format simple --log-interval 100 "${METHOD_FLAGS[@]}" "${@:2}"
+        --log-format simple --log-interval 100 "${SIZE_FLAGS[@]}" "${METHOD_FLAGS[@]}" "${@:2}"
 }
 
 if [[ "$METHOD" == ae-free-bits ]]; then

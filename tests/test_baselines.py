@@ -316,3 +316,19 @@ def test_benchmark_methods_prints_the_table(tmp_path):
     assert aggressive[0] == "aggressive" and float(aggressive[4]) > 1.0
     assert 30 <= float(aggressive[5]) <= 100  # mean inner steps per update
     assert "13 batches per epoch" in proc.stdout  # 200 sentences, 16 per batch
+
+
+@pytest.mark.slow
+def test_benchmark_memory_prints_the_table(data, tmp_path):
+    proc = cu.run([sys.executable, cu.REPO / "scripts" / "benchmark_memory.py",
+                   "--data-bin", data, "--arch", "seqvae_lstm_tiny", "--seconds", "0,0.5",
+                   "--mmap-threshold", 1048576, "--updates", 4, "--log-interval", 1,
+                   "--precision", "fp32", "--sample-seconds", 0.1], tmp_path)
+    rows = [line.strip("|").split("|") for line in proc.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| configuration")]
+    assert [r[0].strip() for r in rows] == ["no trimming", "trim every 0.5 s",
+                                            "mmap threshold 1048576"]
+    assert rows[0][5].strip() == "1.00"
+    for row in rows:
+        peak, median, speed = (float(v.replace(",", "")) for v in row[1:4])
+        assert 0 < median <= peak and speed > 0

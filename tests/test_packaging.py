@@ -88,7 +88,7 @@ def test_no_path_outside_the_repository(name):
 
 
 @pytest.mark.parametrize("script", ["benchmark_train.py", "benchmark_eval.py",
-                                    "benchmark_methods.py"])
+                                    "benchmark_methods.py", "benchmark_memory.py"])
 def test_benchmarks_ask_for_their_data(script, tmp_path):
     proc = cu.run_fails([sys.executable, REPO / "scripts" / script], tmp_path)
     assert proc.returncode == 2

@@ -18,6 +18,7 @@ Each hook delegates to ``fairseq_seqvae.aggressive.AggressiveTraining``.
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -32,7 +33,7 @@ from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
 
-from fairseq_seqvae import aggressive
+from fairseq_seqvae import aggressive, heap
 from fairseq_seqvae.data import background_loading
 from fairseq_seqvae.data.sentence_dataset import SentenceDataset
 
@@ -90,6 +91,16 @@ class SeqVAELanguageModelingConfig(FairseqDataclass):
         metadata={"help": "--aggressive: at most this many encoder updates before each "
                   "decoder update (default 100, as He et al.)"},
     )
+    malloc_trim_seconds: float = field(
+        default=0.0,
+        metadata={"help": "training: at the end of the first update this many seconds after "
+                  "the last time, give the free memory of the process heap back to the system "
+                  "(glibc's malloc_trim; nothing where the C library is not glibc). "
+                  "Batches of varying length fragment glibc's heap, and a Yahoo-size "
+                  "training grew to 6 GiB, most of it free, without it "
+                  "(docs/PERFORMANCE.md#memory); examples/train.sh passes 10 at that size. "
+                  "Each trim costs speed at the PTB size (0.94x at 10 s). Default 0: off"},
+    )
     seed: int = II("common.seed")
     dataset_impl: Optional[ChoiceEnum(get_available_dataset_impl())] = II(
         "dataset.dataset_impl"
@@ -114,6 +125,7 @@ class SeqVAELanguageModelingTask(FairseqTask):
         self.dictionary = dictionary
         # where the dictionary came from: the model names it in its mismatch errors
         self.dictionary_path = dictionary_path
+        self.last_trim = time.monotonic()  # of the heap, for --malloc-trim-seconds
         self.aggressive_training = None
         if cfg.aggressive:
             self.aggressive_training = aggressive.AggressiveTraining(
@@ -127,6 +139,11 @@ class SeqVAELanguageModelingTask(FairseqTask):
         if cfg.aggressive:
             aggressive.check_options(cfg.aggressive_check_steps, cfg.aggressive_max_steps,
                                      cfg.update_freq, cfg.fp16, cfg.amp)
+        if cfg.malloc_trim_seconds < 0:
+            raise ValueError("--malloc-trim-seconds must be 0 (off) or a number of seconds, "
+                             f"got {cfg.malloc_trim_seconds}")
+        if cfg.malloc_trim_seconds > 0 and not heap.available():
+            logger.info("the C library is not glibc: --malloc-trim-seconds does nothing")
         if not cfg.data:
             raise ValueError(f"no data directory given. {PREPROCESS_HINT}")
         paths = utils.split_paths(cfg.data)
@@ -217,7 +234,8 @@ class SeqVAELanguageModelingTask(FairseqTask):
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         """fairseq's train step (its forward pass under AMP's autocast with --amp), or
         under bf16 autocast with --bf16-autocast; with --aggressive, the encoder-only
-        inner loop runs first."""
+        inner loop runs first. Every --malloc-trim-seconds the free heap memory goes
+        back to the system."""
         model.train()
         model.set_num_updates(update_num)
         if self.aggressive_training is not None:
@@ -230,6 +248,10 @@ class SeqVAELanguageModelingTask(FairseqTask):
             loss *= 0
         with torch.autograd.profiler.record_function("backward"):
             optimizer.backward(loss)
+        seconds = self.cfg.malloc_trim_seconds
+        if seconds > 0 and time.monotonic() - self.last_trim >= seconds:
+            heap.trim()  # the step's activations are freed by now
+            self.last_trim = time.monotonic()
         return loss, sample_size, logging_output
 
     def optimizer_step(self, optimizer, model, update_num):
