@@ -3,9 +3,8 @@
 glibc serves allocations below its mmap threshold from the process heap, and raises that
 threshold (up to 32 MiB) each time a larger block it had mmapped is freed. Batches of varying
 length then leave the heap full of free blocks of the wrong sizes, which glibc keeps: a
-Yahoo-size training's heap grew to 6 GiB, 5.5 GiB of it free (docs/PERFORMANCE.md#memory).
-``malloc_trim(0)`` returns the free pages; the task calls it every ``--malloc-trim-interval``
-updates.
+Yahoo-size training's heap grew to 5.7 GiB, 5.1 GiB of it free (docs/PERFORMANCE.md#memory).
+``malloc_trim(0)`` returns the free pages; the task calls it every ``--malloc-trim-seconds``.
 """
 
 import ctypes
