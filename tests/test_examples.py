@@ -108,7 +108,7 @@ def test_pipeline_trains_every_method(yelp_pipeline, method):
     shared = ["'lr_scheduler': {'_name': 'reduce_lr_on_plateau'", "'seed': 1",
               "'sentence_avg': True",  # He et al. average the loss over sentences
               "'num_workers': 0",  # a worker forked from the trainer adds gigabytes
-              "'malloc_trim_seconds': 10.0"]  # the task's default: the heap is trimmed
+              "'malloc_trim_seconds': 10.0"]  # yelp is the Yahoo size: the heap is trimmed
     for setting in METHOD_CONFIG[method] + shared:
         assert setting in log, f"{method}: {setting} not in the training configuration"
     rows = cu.json_log(log, "train_inner")
