@@ -4,9 +4,9 @@ values, samples each trainer's resident memory, and prints a table.
 
 Batches of varying length fragment glibc's heap (docs/PERFORMANCE.md#memory); the task gives
 the free heap memory back every ``--malloc-trim-seconds``. Each configuration is the
-real fairseq-train (SGD, clip 5, batch 32, no validation, no checkpoints) with one thread, all
-started together, so their speeds compare. ``--mmap-threshold`` adds a run that fixes glibc's
-mmap threshold instead (``MALLOC_MMAP_THRESHOLD_``, trimming off). Linux only (/proc).
+real fairseq-train (``timing_command``: SGD, clip 5, no validation, no checkpoints; batch 32)
+with one thread, all started together, so their speeds compare. ``--mmap-threshold`` adds a
+run that fixes glibc's mmap threshold instead (``MALLOC_MMAP_THRESHOLD_``, trimming off). Linux only (/proc).
 
     python scripts/benchmark_memory.py --data-bin data-bin/yahoo-mini --seconds 0,10
     python scripts/benchmark_memory.py --data-bin data-bin/yahoo-mini --seconds 0,2,10,60 \
@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from fairseq_seqvae.cli.fairseq_commands import train_command
+from fairseq_seqvae.cli.fairseq_commands import timing_command
 from fairseq_seqvae.fairseq_logs import parse_log
 
 
@@ -73,11 +73,7 @@ def main():
     if args.mmap_threshold:
         configs.append((f"mmap threshold {args.mmap_threshold}", 0,
                         {"MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)}))
-    flags = ["--cpu", "--arch", args.arch, "--optimizer", "sgd", "--lr", "1.0",
-             "--clip-norm", "5.0", "--batch-size", "32", "--sentence-avg",
-             "--max-update", str(args.updates), "--seed", "1", "--disable-validation",
-             "--no-save", "--num-workers", "0", "--log-format", "json",
-             "--log-interval", str(args.log_interval), "--no-progress-bar"]
+    flags = ["--arch", args.arch, "--batch-size", "32", "--sentence-avg"]
     if args.precision == "bf16":
         flags.append("--bf16-autocast")
 
@@ -85,8 +81,9 @@ def main():
         runs = []
         for i, (name, trim_seconds, env) in enumerate(configs):
             log = open(os.path.join(tmp, f"{i}.log"), "w+")
-            cmd = train_command(args.data_bin, *flags, "--malloc-trim-seconds", str(trim_seconds),
-                                "--save-dir", os.path.join(tmp, str(i)))
+            run_flags = flags + ["--malloc-trim-seconds", str(trim_seconds),
+                                 "--save-dir", os.path.join(tmp, str(i))]
+            cmd = timing_command(args.data_bin, run_flags, args.updates, args.log_interval)
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     env={**os.environ, "OMP_NUM_THREADS": "1",
                                          "MKL_NUM_THREADS": "1", **env})
@@ -107,6 +104,7 @@ def main():
             r.setdefault("wall", time.time() - r["start"])
             r["log"].seek(0)
             r["text"] = r["log"].read()
+            r["log"].close()
             if r["proc"].returncode != 0:
                 sys.exit(f"fairseq-train ({r['name']}) failed:\n{r['text'][-3000:]}")
 

@@ -67,19 +67,24 @@ def binarize_once(text_dir: str, bin_dir: str, workers: int = 2) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def train_timing(bin_dir, flags, updates, log_interval):
-    """Runs fairseq-train for ``updates`` updates (SGD, clip 5, no validation, no
-    checkpoints) with ``flags`` added; returns, over the logged intervals after the
-    first (a warm-up), the medians ``tokens_per_s`` (target tokens of the updates'
-    batches) and ``s_per_update`` and the mean ``inner_steps`` per update
-    (--aggressive, else None); plus ``batches_per_epoch`` and the run's ``wall_s``."""
-    cmd = train_command(
+def timing_command(bin_dir, flags, updates, log_interval):
+    """fairseq-train for ``updates`` updates (SGD, clip 5, no validation, no checkpoints,
+    a JSON line every ``log_interval`` updates) with ``flags`` added."""
+    return train_command(
         bin_dir, "--cpu", "--optimizer", "sgd", "--lr", "1.0", "--clip-norm", "5.0",
         "--max-update", str(updates), "--seed", "1",
         "--disable-validation", "--no-save", "--num-workers", "0",
         "--log-format", "json", "--log-interval", str(log_interval), "--no-progress-bar",
         *flags,
     )
+
+
+def train_timing(bin_dir, flags, updates, log_interval):
+    """Runs ``timing_command``; returns, over the logged intervals after the
+    first (a warm-up), the medians ``tokens_per_s`` (target tokens of the updates'
+    batches) and ``s_per_update`` and the mean ``inner_steps`` per update
+    (--aggressive, else None); plus ``batches_per_epoch`` and the run's ``wall_s``."""
+    cmd = timing_command(bin_dir, flags, updates, log_interval)
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(cmd + ["--save-dir", tmp], capture_output=True, text=True)
