@@ -6,7 +6,8 @@ Batches of varying length fragment glibc's heap (docs/PERFORMANCE.md#memory); th
 the free heap memory back every ``--malloc-trim-seconds``. Each configuration is the
 real fairseq-train (``timing_command``: SGD, clip 5, no validation, no checkpoints; batch 32)
 with one thread, all started together, so their speeds compare. ``--mmap-threshold`` adds a
-run that fixes glibc's mmap threshold instead (``MALLOC_MMAP_THRESHOLD_``, trimming off). Linux only (/proc).
+run that fixes glibc's mmap threshold instead (``MALLOC_MMAP_THRESHOLD_``, trimming off).
+Linux only (/proc).
 
     python scripts/benchmark_memory.py --data-bin data-bin/yahoo-mini --seconds 0,10
     python scripts/benchmark_memory.py --data-bin data-bin/yahoo-mini --seconds 0,2,10,60 \
